@@ -1,0 +1,7 @@
+//! Credentials: password hashing and access tokens.
+
+pub mod password;
+pub mod token;
+
+pub use password::PasswordHasher;
+pub use token::{AccessClaims, TokenError, TokenService};

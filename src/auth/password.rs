@@ -1,0 +1,107 @@
+//! Argon2id password hashing, kept off the async executor.
+//!
+//! Hashing takes tens of milliseconds of pure CPU. Each hash runs on Tokio's blocking pool, and a
+//! semaphore sized to the cores bounds how many run at once, so a login flood queues here instead
+//! of starving the threads that serve every other request.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use crate::domain::SecretString;
+
+/// OWASP's recommended Argon2id parameters: 19 MiB of memory, 2 passes, 1 lane.
+fn argon2() -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::DEFAULT)
+}
+
+#[derive(Clone)]
+pub struct PasswordHasher {
+    permits: Arc<Semaphore>,
+    /// A real hash of a random password, verified against when the user does not exist so that
+    /// an unknown login costs the same time as a known one.
+    dummy_hash: Arc<str>,
+}
+
+impl PasswordHasher {
+    /// `concurrency` is how many hashes may run at once (normally the number of cores).
+    pub fn new(concurrency: usize) -> anyhow::Result<Self> {
+        let random: [u8; 16] = rand::random();
+        let dummy = argon2()
+            .hash_password(&random)
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+            .context("computing the dummy password hash")?
+            .to_string();
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy_hash: dummy.into(),
+        })
+    }
+
+    /// Hashes a new password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
+    pub async fn hash(&self, password: &SecretString) -> anyhow::Result<String> {
+        let password = password.clone();
+        self.run(move || {
+            argon2()
+                .hash_password(password.expose().as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+        })
+        .await?
+    }
+
+    /// Checks `password` against `stored`; with `None` (no such user) it verifies against the
+    /// dummy hash and answers `false`, taking the same time.
+    pub async fn verify(&self, password: &SecretString, stored: Option<String>) -> anyhow::Result<bool> {
+        let known = stored.is_some();
+        let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
+        let password = password.clone();
+        let matched = self.run(move || verify_phc(password.expose(), &hash)).await?;
+        Ok(known && matched)
+    }
+
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+        let _permit = self.permits.acquire().await.context("password hasher closed")?;
+        let started = Instant::now();
+        let out = tokio::task::spawn_blocking(work)
+            .await
+            .context("password hashing task failed")?;
+        tracing::trace!(elapsed_ms = started.elapsed().as_millis() as u64, "password hash");
+        Ok(out)
+    }
+}
+
+/// Verifies a PHC-format Argon2 hash. An unparsable hash never matches.
+fn verify_phc(password: &str, hash: &str) -> bool {
+    argon2().verify_password(password.as_bytes(), hash).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_verify_and_use_owasp_argon2id() {
+        let hasher = PasswordHasher::new(2).unwrap();
+        let pw = SecretString::new("correct horse battery");
+        let hash = hasher.hash(&pw).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(hasher.verify(&pw, Some(hash.clone())).await.unwrap());
+        let wrong = SecretString::new("wrong horse battery");
+        assert!(!hasher.verify(&wrong, Some(hash.clone())).await.unwrap());
+        // Two hashes of one password differ (random salt).
+        assert_ne!(hash, hasher.hash(&pw).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn unknown_users_and_garbage_hashes_never_match() {
+        let hasher = PasswordHasher::new(1).unwrap();
+        let pw = SecretString::new("whatever123");
+        assert!(!hasher.verify(&pw, None).await.unwrap());
+        assert!(!hasher.verify(&pw, Some("not a hash".into())).await.unwrap());
+    }
+}

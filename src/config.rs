@@ -1,0 +1,197 @@
+//! Typed settings: built-in defaults, then `users-api.toml` (if present), then `.env`, then
+//! environment variables. Invalid settings stop start-up with a message that says how to fix them.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::domain::SecretString;
+
+/// The minimum length of `JWT_SECRET_KEY` in production (256 bits for HS256).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `sqlite://path`, `postgres://…` or `mysql://…`.
+    pub database_url: String,
+    pub host: IpAddr,
+    pub port: u16,
+    pub app_env: AppEnv,
+    /// HS256 signing key. Required (≥ 32 bytes) in production.
+    pub jwt_secret_key: Option<SecretString>,
+    /// Access token lifetime, seconds.
+    pub access_token_ttl: u64,
+    /// Session (refresh token) lifetime, seconds.
+    pub refresh_token_ttl: u64,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    /// Where the development JWT key is kept when `JWT_SECRET_KEY` is unset.
+    pub data_dir: PathBuf,
+    pub auto_migrate: bool,
+    /// Bootstrap: create this admin at start-up if no admin exists.
+    pub admin_email: Option<String>,
+    pub admin_password: Option<SecretString>,
+    /// Database pool size; by default chosen per backend.
+    pub db_max_connections: Option<u32>,
+    /// How long a request waits for a database connection before it is answered 503, ms.
+    pub db_acquire_timeout_ms: u64,
+    /// Requests running longer are answered 503, seconds.
+    pub request_timeout_secs: u64,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+    pub password_min_length: usize,
+    /// How many password hashes may run at once; by default the number of cores.
+    pub hash_concurrency: Option<usize>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://data/users.db".into(),
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8000,
+            app_env: AppEnv::Development,
+            jwt_secret_key: None,
+            access_token_ttl: 15 * 60,
+            refresh_token_ttl: 30 * 24 * 3600,
+            log_level: "info".into(),
+            log_format: LogFormat::Pretty,
+            data_dir: "data".into(),
+            auto_migrate: true,
+            admin_email: None,
+            admin_password: None,
+            db_max_connections: None,
+            db_acquire_timeout_ms: 3_000,
+            request_timeout_secs: 30,
+            max_body_bytes: 64 * 1024,
+            password_min_length: 8,
+            hash_concurrency: None,
+        }
+    }
+}
+
+/// Every setting's environment variable: the field name in upper case.
+const ENV_KEYS: &[&str] = &[
+    "database_url",
+    "host",
+    "port",
+    "app_env",
+    "jwt_secret_key",
+    "access_token_ttl",
+    "refresh_token_ttl",
+    "log_level",
+    "log_format",
+    "data_dir",
+    "auto_migrate",
+    "admin_email",
+    "admin_password",
+    "db_max_connections",
+    "db_acquire_timeout_ms",
+    "request_timeout_secs",
+    "max_body_bytes",
+    "password_min_length",
+    "hash_concurrency",
+];
+
+/// Settings read verbatim from the environment, never parsed as numbers or booleans.
+const TEXT_KEYS: &[&str] = &[
+    "database_url",
+    "jwt_secret_key",
+    "admin_email",
+    "admin_password",
+    "log_level",
+];
+
+impl Settings {
+    /// Loads settings from `users-api.toml` (or `config_file`), `.env` and the environment.
+    pub fn load(config_file: Option<&Path>) -> anyhow::Result<Self> {
+        // A missing .env is normal; a malformed one is worth failing on.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(e).context("reading .env"),
+        }
+        let file = config_file.unwrap_or(Path::new("users-api.toml"));
+        if config_file.is_some() && !file.exists() {
+            bail!("config file {} does not exist", file.display());
+        }
+        let mut settings: Settings = Figment::new()
+            .merge(Toml::file(file))
+            .merge(Env::raw().filter(|k| {
+                let k = k.as_str().to_ascii_lowercase();
+                ENV_KEYS.contains(&k.as_str()) && !TEXT_KEYS.contains(&k.as_str())
+            }))
+            .extract()
+            .context("invalid configuration (see the configuration table in README.md)")?;
+        // Figment parses environment values as TOML scalars, which would turn a password such as
+        // `00012345` into the number 12345. Text settings are therefore read verbatim.
+        let text = |name: &str| std::env::var(name.to_ascii_uppercase()).ok();
+        if let Some(v) = text("database_url") {
+            settings.database_url = v;
+        }
+        if let Some(v) = text("jwt_secret_key") {
+            settings.jwt_secret_key = Some(SecretString::new(v));
+        }
+        if let Some(v) = text("admin_email") {
+            settings.admin_email = Some(v);
+        }
+        if let Some(v) = text("admin_password") {
+            settings.admin_password = Some(SecretString::new(v));
+        }
+        if let Some(v) = text("log_level") {
+            settings.log_level = v;
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: ranges and the production secret.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.app_env == AppEnv::Production {
+            match &self.jwt_secret_key {
+                None => bail!(
+                    "APP_ENV=production requires JWT_SECRET_KEY. Generate one with \
+                     `openssl rand -base64 48` and set it in the environment."
+                ),
+                Some(key) if key.expose().len() < MIN_SECRET_BYTES => bail!(
+                    "JWT_SECRET_KEY is {} bytes; production needs at least {MIN_SECRET_BYTES}. \
+                     Generate one with `openssl rand -base64 48`.",
+                    key.expose().len()
+                ),
+                Some(_) => {}
+            }
+        }
+        if self.access_token_ttl == 0 || self.refresh_token_ttl == 0 {
+            bail!("ACCESS_TOKEN_TTL and REFRESH_TOKEN_TTL must be positive numbers of seconds");
+        }
+        if !(4..=crate::domain::MAX_PASSWORD_LENGTH).contains(&self.password_min_length) {
+            bail!("PASSWORD_MIN_LENGTH must be between 4 and 128");
+        }
+        if self.max_body_bytes < 1024 {
+            bail!("MAX_BODY_BYTES must be at least 1024");
+        }
+        if self.admin_email.is_some() != self.admin_password.is_some() {
+            bail!("ADMIN_EMAIL and ADMIN_PASSWORD must be set together");
+        }
+        Ok(())
+    }
+}

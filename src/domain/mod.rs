@@ -1,0 +1,35 @@
+//! Pure types and rules. Nothing here knows about HTTP or SQL.
+//!
+//! Values from clients are parsed into these types at the edge, so an `Email` or a `Password`
+//! that exists anywhere in the program has already passed its rules.
+
+mod email;
+mod errors;
+mod password;
+mod username;
+
+pub use email::Email;
+pub use errors::{FieldError, FieldErrors};
+pub use password::{MAX_PASSWORD_LENGTH, Password, PasswordPolicy, SecretString};
+pub use username::Username;
+
+/// Cleans an optional display name: trims it, turns blank into `None`, bounds the length.
+pub fn parse_full_name(raw: &str) -> Result<Option<String>, FieldError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    if trimmed.chars().count() > 255 {
+        return Err(FieldError::new(
+            "String should have at most 255 characters",
+            "string_too_long",
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "Must not contain control characters",
+            "value_error",
+        ));
+    }
+    Ok(Some(trimmed.to_owned()))
+}

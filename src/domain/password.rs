@@ -1,0 +1,120 @@
+use std::fmt;
+
+use super::FieldError;
+
+/// A string that must never be printed: `Debug` and `Display` show a placeholder.
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The rules a new password must meet.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordPolicy {
+    pub min_length: usize,
+}
+
+/// Longer passwords are refused: Argon2 cost grows with input, and nobody types 129 characters.
+pub const MAX_PASSWORD_LENGTH: usize = 128;
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self { min_length: 8 }
+    }
+}
+
+/// A new password that passed the policy. Only ever built by [`Password::parse`].
+#[derive(Clone, Debug)]
+pub struct Password(SecretString);
+
+impl Password {
+    /// Checks `raw` against `policy`; `identities` are the account's email and username, which
+    /// the password may not equal.
+    pub fn parse(
+        raw: &SecretString,
+        policy: &PasswordPolicy,
+        identities: &[&str],
+    ) -> Result<Self, FieldError> {
+        let value = raw.expose();
+        let len = value.chars().count();
+        if len < policy.min_length {
+            return Err(FieldError::new(
+                format!("String should have at least {} characters", policy.min_length),
+                "string_too_short",
+            ));
+        }
+        if len > MAX_PASSWORD_LENGTH {
+            return Err(FieldError::new(
+                format!("String should have at most {MAX_PASSWORD_LENGTH} characters"),
+                "string_too_long",
+            ));
+        }
+        let lowered = value.to_lowercase();
+        if identities
+            .iter()
+            .any(|id| !id.is_empty() && id.to_lowercase() == lowered)
+        {
+            return Err(FieldError::new(
+                "Password must not be the same as the email or username",
+                "value_error",
+            ));
+        }
+        Ok(Self(raw.clone()))
+    }
+
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str, ids: &[&str]) -> Result<Password, FieldError> {
+        Password::parse(&SecretString::new(raw), &PasswordPolicy::default(), ids)
+    }
+
+    #[test]
+    fn enforces_length_bounds() {
+        assert!(parse("1234567", &[]).is_err());
+        assert!(parse("12345678", &[]).is_ok());
+        assert!(parse(&"x".repeat(128), &[]).is_ok());
+        assert!(parse(&"x".repeat(129), &[]).is_err());
+    }
+
+    #[test]
+    fn refuses_the_email_or_username() {
+        assert!(parse("Alice@Example.com", &["alice@example.com", ""]).is_err());
+        assert!(parse("alice_the_great", &["a@b.co", "Alice_The_Great"]).is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = SecretString::new("hunter2hunter2");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+        let p = parse("hunter2hunter2", &[]).unwrap();
+        assert!(!format!("{p:?}").contains("hunter2"));
+    }
+}

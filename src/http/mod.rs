@@ -1,0 +1,150 @@
+//! The HTTP edge: routing, middleware, extractors and error mapping. Handlers extract, call a
+//! service and map the result; they decide nothing.
+
+pub mod error;
+pub mod extract;
+pub mod native;
+mod openapi;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::services::Core;
+use error::ApiError;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub core: Core,
+    limits: Arc<Limits>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(core: Core, limits: Limits) -> Self {
+        Self {
+            core,
+            limits: Arc::new(limits),
+        }
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application: both API surfaces, documentation and middleware.
+pub fn app(state: AppState) -> Router {
+    let (router, api) = native::router().split_for_parts();
+    let api = openapi::finish(api);
+    let limits = state.limits.clone();
+    router
+        .merge(openapi::docs_router(api))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    header::COOKIE,
+                ]))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_request(())
+                        .on_response(log_response)
+                        .on_failure(()),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(on_panic))
+                .layer(middleware::from_fn_with_state(limits.clone(), timeout))
+                .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
+        )
+        .with_state(state)
+}
+
+/// One span per request: method, route template, request id and, once known, the user id.
+fn request_span(request: &Request) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str);
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        request_id,
+        user_id = tracing::field::Empty,
+    )
+}
+
+fn log_response<B>(response: &axum::http::Response<B>, latency: Duration, _span: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        "request completed"
+    );
+}
+
+fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    error::internal(&anyhow::anyhow!("handler panicked"))
+}
+
+/// Answers 503 when a request runs past the configured deadline.
+async fn timeout(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "request timed out"
+            );
+            ApiError::Timeout.into_response()
+        }
+    }
+}
+
+/// The OpenAPI document as pretty JSON.
+pub fn openapi_json() -> String {
+    openapi::spec_json()
+}
+
+/// `/users/` and `/users` are the same route (the FastAPI seeds use the former). Swagger UI's
+/// own `/docs/` keeps its slash.
+pub fn trim_trailing_slash(mut request: Request) -> Request {
+    let path = request.uri().path();
+    if path.len() > 1 && path.ends_with('/') && !path.starts_with("/docs") {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let rewritten = match request.uri().query() {
+            Some(query) => format!("{trimmed}?{query}"),
+            None => trimmed.to_owned(),
+        };
+        if let Ok(uri) = rewritten.parse() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}

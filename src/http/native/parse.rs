@@ -1,0 +1,84 @@
+//! Turning native request bodies into domain values, collecting every field error at once.
+
+use super::schemas::{RegisterRequest, UpdateMeRequest, UpdateUserRequest};
+use crate::domain::{Email, FieldErrors, Password, PasswordPolicy, Username, parse_full_name};
+use crate::http::error::ApiError;
+use crate::services::accounts::NewAccount;
+use crate::services::users::UserChanges;
+
+pub fn registration(req: RegisterRequest, policy: &PasswordPolicy) -> Result<NewAccount, ApiError> {
+    let mut errors = FieldErrors::new();
+    let email = errors
+        .required("email", req.email)
+        .and_then(|e| errors.check("email", Email::parse(&e)));
+    let username = req
+        .username
+        .filter(|u| !u.trim().is_empty())
+        .and_then(|u| errors.check("username", Username::parse(&u)));
+    let full_name = req
+        .full_name
+        .and_then(|n| errors.check("full_name", parse_full_name(&n)))
+        .flatten();
+    let identities = [
+        email.as_ref().map_or("", Email::as_str),
+        username.as_ref().map_or("", Username::as_str),
+    ];
+    let password = errors
+        .required("password", req.password)
+        .and_then(|p| errors.check("password", Password::parse(&p, policy, &identities)));
+    match (email, password) {
+        (Some(email), Some(password)) if errors.is_empty() => Ok(NewAccount {
+            email,
+            username,
+            full_name,
+            password,
+        }),
+        _ => Err(ApiError::body(errors)),
+    }
+}
+
+pub fn own_changes(req: UpdateMeRequest, policy: &PasswordPolicy) -> Result<UserChanges, ApiError> {
+    let mut errors = FieldErrors::new();
+    let changes = collect_own(req, policy, &mut errors);
+    errors.finish().map_err(ApiError::body)?;
+    Ok(changes)
+}
+
+pub fn user_changes(req: UpdateUserRequest, policy: &PasswordPolicy) -> Result<UserChanges, ApiError> {
+    let mut errors = FieldErrors::new();
+    let mut changes = collect_own(req.own, policy, &mut errors);
+    errors.finish().map_err(ApiError::body)?;
+    changes.is_active = req.is_active;
+    changes.is_admin = req.is_admin;
+    Ok(changes)
+}
+
+fn collect_own(req: UpdateMeRequest, policy: &PasswordPolicy, errors: &mut FieldErrors) -> UserChanges {
+    let email = req.email.and_then(|e| errors.check("email", Email::parse(&e)));
+    let username = req.username.map(|u| {
+        u.filter(|u| !u.trim().is_empty())
+            .and_then(|u| errors.check("username", Username::parse(&u)))
+    });
+    let full_name = req
+        .full_name
+        .map(|n| n.and_then(|n| errors.check("full_name", parse_full_name(&n)).flatten()));
+    let identities = [
+        email.as_ref().map_or("", Email::as_str),
+        username
+            .as_ref()
+            .and_then(Option::as_ref)
+            .map_or("", Username::as_str),
+    ];
+    let password = req
+        .password
+        .and_then(|p| errors.check("password", Password::parse(&p, policy, &identities)));
+    UserChanges {
+        email,
+        username,
+        full_name,
+        password,
+        current_password: req.current_password,
+        is_active: None,
+        is_admin: None,
+    }
+}

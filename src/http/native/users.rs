@@ -1,0 +1,213 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+
+use super::parse;
+use super::schemas::{ListUsersQuery, UpdateMeRequest, UpdateUserRequest, UserOut};
+use crate::domain::{FieldError, FieldErrors};
+use crate::http::AppState;
+use crate::http::error::{ApiError, ErrorBody, ValidationBody};
+use crate::http::extract::{AuthUser, JsonBody, Path, Query};
+use crate::services::users;
+use crate::store::users::{ListFilter, SortKey};
+
+/// List users (`user:read`). The total number of matches is in `X-Total-Count`.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    params(ListUsersQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Vec<UserOut>, headers(("X-Total-Count" = u64, description = "Users matching the filters"))),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 422, body = ValidationBody),
+    )
+)]
+pub async fn list_users(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Query(query): Query<ListUsersQuery>,
+) -> Result<(HeaderMap, Json<Vec<UserOut>>), ApiError> {
+    let (filter, skip, limit) = list_params(query)?;
+    let (rows, total) = users::list(&state.core, &caller, &filter, skip, limit).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert("x-total-count", HeaderValue::from(total));
+    Ok((headers, Json(rows.into_iter().map(UserOut::from).collect())))
+}
+
+fn list_params(q: ListUsersQuery) -> Result<(ListFilter, u64, u64), ApiError> {
+    let mut errors = FieldErrors::new();
+    let skip = q.skip.unwrap_or(0);
+    if skip < 0 {
+        errors.push(
+            "skip",
+            FieldError::new("Input should be greater than or equal to 0", "greater_than_equal"),
+        );
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=users::MAX_PAGE as i64).contains(&limit) {
+        errors.push(
+            "limit",
+            FieldError::new("Input should be between 1 and 1000", "range"),
+        );
+    }
+    let sort = q.sort.as_deref().and_then(|raw| {
+        let (descending, name) = match raw.strip_prefix('-') {
+            Some(name) => (true, name),
+            None => (false, raw),
+        };
+        let key = match name {
+            "id" => SortKey::Id,
+            "email" => SortKey::Email,
+            "username" => SortKey::Username,
+            "full_name" => SortKey::FullName,
+            "created_at" => SortKey::CreatedAt,
+            "last_login_at" => SortKey::LastLoginAt,
+            _ => {
+                errors.push(
+                    "sort",
+                    FieldError::new(
+                        "Sort by id, email, username, full_name, created_at or last_login_at, with an optional leading '-'",
+                        "enum",
+                    ),
+                );
+                return None;
+            }
+        };
+        Some((key, descending))
+    });
+    if !errors.is_empty() {
+        return Err(ApiError::query(errors));
+    }
+    let filter = ListFilter {
+        search: q.search,
+        active_only: q.active_only.unwrap_or(false),
+        is_admin: q.is_admin,
+        sort,
+    };
+    Ok((filter, skip.unsigned_abs(), limit.unsigned_abs()))
+}
+
+/// Your own user.
+#[utoipa::path(
+    get,
+    path = "/users/me",
+    tag = "users",
+    security(("bearer" = [])),
+    responses((status = 200, body = UserOut), (status = 401, body = ErrorBody))
+)]
+pub async fn get_me(AuthUser(caller): AuthUser) -> Json<UserOut> {
+    Json(caller.user.into())
+}
+
+/// Change your own email, username, name or password (`current_password` required with
+/// `password`). Account flags sent here are ignored.
+#[utoipa::path(
+    put,
+    path = "/users/me",
+    tag = "users",
+    request_body = UpdateMeRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserOut),
+        (status = 400, description = "Malformed JSON or wrong current password", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ValidationBody),
+    )
+)]
+pub async fn update_me(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    JsonBody(req): JsonBody<UpdateMeRequest>,
+) -> Result<Json<UserOut>, ApiError> {
+    let changes = parse::own_changes(req, &state.core.password_policy)?;
+    let id = caller.id();
+    let user = users::update(&state.core, &caller, id, changes).await?;
+    Ok(Json(user.into()))
+}
+
+/// One user (`user:read`, or yourself).
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserOut),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ValidationBody),
+    )
+)]
+pub async fn get_user(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<i64>,
+) -> Result<Json<UserOut>, ApiError> {
+    Ok(Json(users::get(&state.core, &caller, id).await?.into()))
+}
+
+/// Update a user (`user:write`, or yourself without the account flags; `is_admin` needs
+/// `admin:all`).
+#[utoipa::path(
+    put,
+    path = "/users/{id}",
+    tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    request_body = UpdateUserRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserOut),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Duplicate email/username, or the last admin", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ValidationBody),
+    )
+)]
+pub async fn update_user(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<i64>,
+    JsonBody(req): JsonBody<UpdateUserRequest>,
+) -> Result<Json<UserOut>, ApiError> {
+    let changes = parse::user_changes(req, &state.core.password_policy)?;
+    Ok(Json(
+        users::update(&state.core, &caller, id, changes).await?.into(),
+    ))
+}
+
+/// Delete a user (`user:delete`, or yourself); their sessions go with them.
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The last active admin", body = ErrorBody),
+        (status = 422, body = ValidationBody),
+    )
+)]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    users::delete(&state.core, &caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

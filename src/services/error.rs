@@ -1,0 +1,59 @@
+use sea_orm::{DbErr, SqlErr};
+
+use crate::domain::FieldErrors;
+
+/// Which unique value a write collided with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    Email,
+    Username,
+}
+
+/// What went wrong in a use case, in terms each API surface can render its own way.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("validation failed: {0}")]
+    Validation(FieldErrors),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("duplicate {0:?}")]
+    Duplicate(Conflict),
+    /// A rule forbids the operation in the current state (e.g. removing the last admin).
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// Unknown user or wrong password: deliberately one error.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("inactive user")]
+    InactiveUser,
+    /// Missing, invalid, expired or revoked credentials on a request.
+    #[error("not authenticated: {0}")]
+    Unauthenticated(&'static str),
+    #[error("database unavailable")]
+    Unavailable(#[source] DbErr),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<DbErr> for ServiceError {
+    fn from(err: DbErr) -> Self {
+        if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
+            // Index names: ux_users_email_lower, ux_users_username_lower.
+            let message = message.to_lowercase();
+            if message.contains("username") {
+                return Self::Duplicate(Conflict::Username);
+            }
+            if message.contains("email") {
+                return Self::Duplicate(Conflict::Email);
+            }
+        }
+        if crate::store::is_unavailable(&err) {
+            return Self::Unavailable(err);
+        }
+        Self::Internal(anyhow::Error::new(err).context("database error"))
+    }
+}

@@ -1,0 +1,29 @@
+//! Use cases. Everything a route can do is decided here, from parsed input and the caller's
+//! resolved identity; nothing here knows about HTTP.
+
+pub mod accounts;
+mod error;
+pub mod policy;
+pub mod users;
+
+use chrono::TimeDelta;
+use sea_orm::DatabaseConnection;
+
+pub use error::{Conflict, ServiceError};
+pub use policy::{Caller, Permission};
+
+use crate::auth::{PasswordHasher, TokenService};
+use crate::clock::Clock;
+use crate::domain::PasswordPolicy;
+
+/// What every use case needs: the database, credentials machinery, the clock and the rules.
+#[derive(Clone)]
+pub struct Core {
+    pub db: DatabaseConnection,
+    pub hasher: PasswordHasher,
+    pub tokens: TokenService,
+    pub clock: Clock,
+    pub password_policy: PasswordPolicy,
+    /// How long a session lives after login.
+    pub session_ttl: TimeDelta,
+}

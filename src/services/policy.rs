@@ -1,0 +1,98 @@
+//! The authorization policy: the single place that decides what a caller may do.
+//!
+//! Routes never inspect flags or roles. A use case asks the [`Caller`] for a named
+//! [`Permission`], or for "self or permission", and proceeds only with the grant it gets back.
+
+use super::ServiceError;
+use crate::store::entities::user::Model as User;
+
+/// Permissions are named `resource:action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    UserRead,
+    UserWrite,
+    UserDelete,
+    RbacRead,
+    RbacWrite,
+    AdminAll,
+}
+
+impl Permission {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UserRead => "user:read",
+            Self::UserWrite => "user:write",
+            Self::UserDelete => "user:delete",
+            Self::RbacRead => "rbac:read",
+            Self::RbacWrite => "rbac:write",
+            Self::AdminAll => "admin:all",
+        }
+    }
+}
+
+/// The authenticated user behind a request, with the session the token belongs to.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub session_id: String,
+    /// Names of the permissions granted to the caller through roles.
+    permissions: Vec<String>,
+}
+
+/// How a caller got access to an operation on one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The caller acts on themself.
+    Own,
+    /// The caller holds the permission.
+    Granted,
+}
+
+impl Caller {
+    pub fn new(user: User, session_id: String, permissions: Vec<String>) -> Self {
+        Self {
+            user,
+            session_id,
+            permissions,
+        }
+    }
+
+    pub fn id(&self) -> i64 {
+        self.user.id
+    }
+
+    /// `is_admin` and `admin:all` imply every permission.
+    pub fn has(&self, permission: Permission) -> bool {
+        self.has_named(permission.name())
+    }
+
+    pub fn has_named(&self, name: &str) -> bool {
+        self.user.is_admin
+            || self
+                .permissions
+                .iter()
+                .any(|p| p == name || p == Permission::AdminAll.name())
+    }
+
+    pub fn require(&self, permission: Permission) -> Result<Access, ServiceError> {
+        if self.has(permission) {
+            Ok(Access::Granted)
+        } else {
+            Err(ServiceError::Forbidden(format!(
+                "Permission denied: {} required",
+                permission.name()
+            )))
+        }
+    }
+
+    /// Access to `target` for the user themself, or for holders of `permission`.
+    pub fn require_self_or(&self, target: i64, permission: Permission) -> Result<Access, ServiceError> {
+        if self.has(permission) {
+            Ok(Access::Granted)
+        } else if target == self.id() {
+            Ok(Access::Own)
+        } else {
+            self.require(permission)
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Wiring: settings → database → services → router → listener. Tests build the application
+//! through exactly this code.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::TimeDelta;
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+use tokio::net::TcpListener;
+
+use crate::auth::{PasswordHasher, TokenService};
+use crate::clock::Clock;
+use crate::config::{MIN_SECRET_BYTES, Settings};
+use crate::domain::{Email, Password, PasswordPolicy, SecretString};
+use crate::http::{self, AppState, Limits};
+use crate::services::{Core, accounts};
+use crate::store::{self, PoolSettings, migrations::Migrator};
+
+/// A bound, ready-to-serve application.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    core: Core,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// Like [`build`](Self::build), with a clock the caller controls (tests move time).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        let db = connect(&settings).await?;
+        if settings.auto_migrate {
+            Migrator::up(&db, None)
+                .await
+                .context("applying database migrations")?;
+        }
+        let core = core(&settings, db, clock)?;
+        bootstrap_admin(&core, &settings).await?;
+        let state = AppState::new(
+            core.clone(),
+            Limits {
+                request_timeout: Duration::from_secs(settings.request_timeout_secs),
+                max_body_bytes: settings.max_body_bytes,
+            },
+        );
+        let router = http::app(state);
+        let listener = TcpListener::bind((settings.host, settings.port))
+            .await
+            .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
+        Ok(Self {
+            listener,
+            router,
+            core,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then finishes in-flight requests.
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        use tower::Layer as _;
+        let app = tower::util::MapRequestLayer::new(http::trim_trailing_slash).layer(self.router);
+        let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            SocketAddr,
+        >(app);
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(stop)
+            .await
+            .context("serving HTTP")?;
+        self.core.db.clone().close().await.ok();
+        Ok(())
+    }
+}
+
+/// Connects to the configured database.
+pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    store::connect(
+        &settings.database_url,
+        &PoolSettings {
+            max_connections: settings.db_max_connections,
+            acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
+        },
+    )
+    .await
+}
+
+/// Builds the services' shared context from settings.
+pub fn core(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Core> {
+    let secret = jwt_secret(settings)?;
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    Ok(Core {
+        db,
+        hasher: PasswordHasher::new(settings.hash_concurrency.unwrap_or(cores))?,
+        tokens: TokenService::new(&secret, seconds(settings.access_token_ttl)),
+        clock,
+        password_policy: PasswordPolicy {
+            min_length: settings.password_min_length,
+        },
+        session_ttl: seconds(settings.refresh_token_ttl),
+    })
+}
+
+fn seconds(secs: u64) -> TimeDelta {
+    TimeDelta::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
+}
+
+/// The configured key, or in development one generated once and kept in the data folder so
+/// tokens survive restarts.
+fn jwt_secret(settings: &Settings) -> anyhow::Result<SecretString> {
+    if let Some(key) = &settings.jwt_secret_key {
+        if key.expose().len() < MIN_SECRET_BYTES {
+            tracing::warn!("JWT_SECRET_KEY is shorter than {MIN_SECRET_BYTES} bytes; use a longer key");
+        }
+        return Ok(key.clone());
+    }
+    let path = settings.data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path)
+        && existing.trim().len() >= MIN_SECRET_BYTES
+    {
+        tracing::warn!(path = %path.display(), "JWT_SECRET_KEY is not set; using the development key");
+        return Ok(SecretString::new(existing.trim()));
+    }
+    let key: String = {
+        let bytes: [u8; 32] = rand::random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    write_private(&path, &key)?;
+    tracing::warn!(path = %path.display(), "JWT_SECRET_KEY is not set; generated a development key");
+    Ok(SecretString::new(key))
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut file, contents.as_bytes())?;
+    Ok(())
+}
+
+/// Creates the first administrator from `ADMIN_EMAIL`/`ADMIN_PASSWORD` when no admin exists.
+async fn bootstrap_admin(core: &Core, settings: &Settings) -> anyhow::Result<()> {
+    let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) else {
+        return Ok(());
+    };
+    if store::users::any_admin(&core.db).await? {
+        return Ok(());
+    }
+    let account = admin_account(core, email, None, password)?;
+    let user = accounts::create_user(core, account, true, true)
+        .await
+        .context("creating the ADMIN_EMAIL administrator")?;
+    tracing::info!(user_id = user.id, "created the bootstrap administrator");
+    Ok(())
+}
+
+/// Parses administrator credentials given on the command line or in settings.
+pub fn admin_account(
+    core: &Core,
+    email: &str,
+    username: Option<&str>,
+    password: &SecretString,
+) -> anyhow::Result<accounts::NewAccount> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("admin email: {}", e.msg))?;
+    let username = username
+        .map(crate::domain::Username::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("admin username: {}", e.msg))?;
+    let identities = [email.as_str(), username.as_ref().map_or("", |u| u.as_str())];
+    let password = Password::parse(password, &core.password_policy, &identities)
+        .map_err(|e| anyhow::anyhow!("admin password: {}", e.msg))?;
+    Ok(accounts::NewAccount {
+        email,
+        username,
+        full_name: None,
+        password,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

@@ -1,0 +1,5 @@
+//! Table definitions. Entities never leave the service layer as JSON: the HTTP layer maps
+//! them to response types that leave out secrets such as `password_hash`.
+
+pub mod session;
+pub mod user;

@@ -1,0 +1,27 @@
+//! Schema migrations, one file each, applied in order. A released migration is never edited:
+//! changes come as a new migration so existing databases upgrade in place.
+
+use sea_orm::DbBackend;
+use sea_orm_migration::prelude::*;
+
+mod m20260101_000001_users_and_sessions;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20260101_000001_users_and_sessions::Migration)]
+    }
+}
+
+/// A UTC timestamp column with microsecond precision on every backend. MySQL's `TIMESTAMP`
+/// ends in 2038 and drops fractions, so MySQL gets `DATETIME(6)` (always written in UTC).
+pub(crate) fn timestamp(backend: DbBackend, name: impl IntoIden) -> ColumnDef {
+    let mut col = ColumnDef::new(name);
+    match backend {
+        DbBackend::MySql => col.custom(Alias::new("DATETIME(6)")),
+        _ => col.timestamp_with_time_zone(),
+    };
+    col
+}

@@ -1,0 +1,132 @@
+//! Persistence: the database connection, entities, migrations and the queries the services use.
+
+pub mod entities;
+pub mod migrations;
+pub mod sessions;
+pub mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+
+/// Pool and timeout settings for [`connect`].
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: Option<u32>,
+    pub acquire_timeout: Duration,
+}
+
+/// Opens a pool for `url`. For SQLite the file (and its folder) is created if missing and the
+/// database runs in WAL mode, which lets readers proceed while one writer commits.
+pub async fn connect(url: &str, pool: &PoolSettings) -> anyhow::Result<DatabaseConnection> {
+    let backend = backend_of(url)?;
+    if backend == DbBackend::Sqlite {
+        ensure_sqlite_dir(url)?;
+    }
+    let default_max = match backend {
+        // SQLite serialises writers anyway; a few connections serve concurrent reads.
+        DbBackend::Sqlite => 8,
+        _ => 16,
+    };
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(pool.max_connections.unwrap_or(default_max))
+        .min_connections(1)
+        .acquire_timeout(pool.acquire_timeout)
+        .connect_timeout(pool.acquire_timeout)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.create_if_missing(true)
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+        });
+    let db = Database::connect(opts)
+        .await
+        .with_context(|| format!("connecting to the database at {}", redact_url(url)))?;
+    Ok(db)
+}
+
+/// Which backend a URL names.
+pub fn backend_of(url: &str) -> anyhow::Result<DbBackend> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" => Ok(DbBackend::Sqlite),
+        "postgres" | "postgresql" => Ok(DbBackend::Postgres),
+        "mysql" | "mariadb" => Ok(DbBackend::MySql),
+        _ => anyhow::bail!(
+            "DATABASE_URL must start with sqlite://, postgres:// or mysql:// (got {})",
+            redact_url(url)
+        ),
+    }
+}
+
+fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
+    let opts = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .with_context(|| format!("invalid SQLite URL {url}"))?;
+    if let Some(dir) = Path::new(opts.get_filename()).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the database folder {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// The URL with any password replaced, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// `SELECT 1`: is the database answering?
+pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
+    db.execute_unprepared("SELECT 1").await.map(|_| ())
+}
+
+/// Is this error the database (or the pool) being unreachable, rather than a bad query?
+pub fn is_unavailable(err: &DbErr) -> bool {
+    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+        || matches!(err, DbErr::Exec(e) | DbErr::Query(e) if {
+            let text = e.to_string();
+            text.contains("PoolTimedOut")
+                || text.contains("pool timed out")
+                || text.contains("Connection refused")
+                || text.contains("connection closed")
+                || text.contains("broken pipe")
+                || text.contains("error communicating with database")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/app"),
+            "postgres://app:***@db:5432/app"
+        );
+        assert_eq!(redact_url("sqlite://data/users.db"), "sqlite://data/users.db");
+    }
+
+    #[test]
+    fn backends_are_recognised_by_scheme() {
+        assert_eq!(backend_of("sqlite://x.db").unwrap(), DbBackend::Sqlite);
+        assert_eq!(backend_of("postgresql://h/db").unwrap(), DbBackend::Postgres);
+        assert_eq!(backend_of("mysql://h/db").unwrap(), DbBackend::MySql);
+        assert!(backend_of("redis://h").is_err());
+    }
+}

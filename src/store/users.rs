@@ -1,0 +1,193 @@
+//! Queries on `users`.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::entities::user::{self, ActiveModel, Column, Entity as Users, Model as User};
+
+/// The columns of a new user row.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub username: Option<String>,
+    pub full_name: Option<String>,
+    pub password_hash: String,
+    pub is_active: bool,
+    pub is_admin: bool,
+}
+
+/// Inserts a user. A duplicate email or username fails with the database's unique violation.
+pub async fn insert(db: &impl ConnectionTrait, new: NewUser, now: DateTime<Utc>) -> Result<User, DbErr> {
+    ActiveModel {
+        email_lower: Set(new.email.to_lowercase()),
+        email: Set(new.email),
+        username_lower: Set(new.username.as_ref().map(|u| u.to_ascii_lowercase())),
+        username: Set(new.username),
+        full_name: Set(new.full_name),
+        password_hash: Set(new.password_hash),
+        is_active: Set(new.is_active),
+        is_admin: Set(new.is_admin),
+        created_at: Set(now),
+        updated_at: Set(now),
+        last_login_at: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<User>, DbErr> {
+    Users::find_by_id(id).one(db).await
+}
+
+/// Finds a user by email or username, ignoring letter case. Usernames cannot contain `@`, so
+/// the two never collide.
+pub async fn find_by_login(db: &impl ConnectionTrait, login: &str) -> Result<Option<User>, DbErr> {
+    let key = login.trim().to_lowercase();
+    let column = if key.contains('@') {
+        Column::EmailLower
+    } else {
+        Column::UsernameLower
+    };
+    Users::find().filter(column.eq(key)).one(db).await
+}
+
+/// How `list` orders its results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Id,
+    Email,
+    Username,
+    FullName,
+    CreatedAt,
+    LastLoginAt,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Case-insensitive substring of email, username or full name.
+    pub search: Option<String>,
+    pub active_only: bool,
+    pub is_admin: Option<bool>,
+    pub sort: Option<(SortKey, bool)>,
+}
+
+fn condition(filter: &ListFilter) -> Condition {
+    let mut cond = Condition::all();
+    if let Some(term) = filter.search.as_deref().filter(|t| !t.trim().is_empty()) {
+        let pattern = format!("%{}%", escape_like(&term.trim().to_lowercase()));
+        let like = |col: Column| {
+            Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(pattern.clone()).escape('\\'))
+        };
+        cond = cond.add(
+            Condition::any()
+                .add(like(Column::EmailLower))
+                .add(like(Column::UsernameLower))
+                .add(like(Column::FullName)),
+        );
+    }
+    if filter.active_only {
+        cond = cond.add(Column::IsActive.eq(true));
+    }
+    if let Some(admin) = filter.is_admin {
+        cond = cond.add(Column::IsAdmin.eq(admin));
+    }
+    cond
+}
+
+/// One page of users matching `filter`, and how many match in all.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &ListFilter,
+    skip: u64,
+    limit: u64,
+) -> Result<(Vec<User>, u64), DbErr> {
+    let cond = condition(filter);
+    let total = Users::find().filter(cond.clone()).count(db).await?;
+    let (key, descending) = filter.sort.unwrap_or((SortKey::Id, false));
+    let column = match key {
+        SortKey::Id => Column::Id,
+        SortKey::Email => Column::EmailLower,
+        SortKey::Username => Column::UsernameLower,
+        SortKey::FullName => Column::FullName,
+        SortKey::CreatedAt => Column::CreatedAt,
+        SortKey::LastLoginAt => Column::LastLoginAt,
+    };
+    let order = if descending {
+        sea_orm::Order::Desc
+    } else {
+        sea_orm::Order::Asc
+    };
+    let mut query = Users::find().filter(cond).order_by(column, order.clone());
+    if key != SortKey::Id {
+        // A stable tie-breaker so pages never overlap.
+        query = query.order_by(Column::Id, order);
+    }
+    let rows = query.offset(skip).limit(limit).all(db).await?;
+    Ok((rows, total))
+}
+
+/// Saves changed columns, stamping `updated_at`.
+pub async fn update(
+    db: &impl ConnectionTrait,
+    mut changes: ActiveModel,
+    now: DateTime<Utc>,
+) -> Result<User, DbErr> {
+    changes.updated_at = Set(now);
+    changes.update(db).await
+}
+
+pub async fn set_last_login(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -> Result<(), DbErr> {
+    Users::update_many()
+        .col_expr(Column::LastLoginAt, Expr::value(now))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Deletes a user; their sessions go with them (foreign keys cascade).
+pub async fn delete(db: &impl ConnectionTrait, id: i64) -> Result<bool, DbErr> {
+    Ok(Users::delete_by_id(id).exec(db).await?.rows_affected > 0)
+}
+
+pub async fn count_active_admins(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    Users::find()
+        .filter(Column::IsAdmin.eq(true))
+        .filter(Column::IsActive.eq(true))
+        .count(db)
+        .await
+}
+
+pub async fn any_admin(db: &impl ConnectionTrait) -> Result<bool, DbErr> {
+    Ok(Users::find().filter(Column::IsAdmin.eq(true)).count(db).await? > 0)
+}
+
+/// The fields of `user` that can change, as an active model ready to be edited.
+pub fn edit(user: User) -> ActiveModel {
+    user::ActiveModel::from(user)
+}
+
+/// Escapes LIKE wildcards so a search for `50%` finds a literal percent sign.
+fn escape_like(term: &str) -> String {
+    let mut out = String::with_capacity(term.len());
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(super::escape_like(r"50%_a\b"), r"50\%\_a\\b");
+    }
+}

@@ -1,0 +1,299 @@
+//! The `users-api` binary: serving, migrations, create-admin and logging, run as a user would.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_users-api");
+
+/// A scratch folder with its own SQLite database.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("users-api-cli-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(&self.0)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", format!("sqlite://{}/users.db", self.0.display()))
+            .env("JWT_SECRET_KEY", crate::helpers::JWT_SECRET);
+        cmd
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `users-api serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    logs: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `serve` on a free port and waits until it listens.
+fn serve(scratch: &Scratch, extra: &[(&str, &str)]) -> Server {
+    let mut cmd = scratch.command();
+    cmd.env("PORT", "0")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("users-api starts");
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no stdout");
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut server = Server {
+        child,
+        base: String::new(),
+        logs: rx,
+    };
+    loop {
+        let line = server
+            .logs
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("a 'listening' log line");
+        if line.contains("users-api listening") {
+            let log: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+            let address = log["address"].as_str().expect("address field").to_owned();
+            server.base = format!("http://{address}");
+            return server;
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_logs_json_with_request_ids_and_never_secrets() {
+    let scratch = Scratch::new();
+    let server = serve(&scratch, &[]);
+    let base = server.base.clone();
+    let client = reqwest::Client::new();
+    let password = "a-very-secret-password-9";
+    let r = client
+        .post(format!("{base}/auth/register"))
+        .json(&serde_json::json!({"email": "log@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = client
+        .post(format!("{base}/auth/login"))
+        .form(&[("username", "log@example.com"), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    let token = r.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = client
+        .get(format!("{base}/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let request_id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines: Vec<String> = server.logs.try_iter().collect();
+    drop(server);
+    let text = lines.join("\n");
+    assert!(!text.contains(password), "a password reached the logs");
+    assert!(!text.contains(&token), "a token reached the logs");
+    let me_line = lines
+        .iter()
+        .find(|l| l.contains(&request_id))
+        .unwrap_or_else(|| panic!("no log line with request id {request_id}:\n{text}"));
+    let entry: serde_json::Value = serde_json::from_str(me_line).unwrap();
+    assert_eq!(entry["message"], "request completed");
+    assert_eq!(entry["status"], 200);
+    assert!(entry["latency_us"].is_number());
+    let span = &entry["span"];
+    assert_eq!(span["route"], "/auth/me");
+    assert_eq!(span["method"], "GET");
+    assert!(span["user_id"].is_number(), "user id missing: {me_line}");
+}
+
+#[test]
+fn create_admin_reads_the_password_from_stdin_and_the_admin_can_log_in() {
+    let scratch = Scratch::new();
+    let mut child = scratch
+        .command()
+        .args([
+            "create-admin",
+            "--email",
+            "root@example.com",
+            "--username",
+            "root",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"admin-password-123\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created administrator root@example.com"));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = serve(&scratch, &[]);
+    let base = server.base.clone();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let r = client
+            .post(format!("{base}/auth/login"))
+            .form(&[("username", "root"), ("password", "admin-password-123")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let token = r.json::<serde_json::Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let me: serde_json::Value = client
+            .get(format!("{base}/auth/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["is_admin"], true);
+    });
+    drop(server);
+
+    // A weak password is refused with a clear message.
+    let mut child = scratch
+        .command()
+        .args(["create-admin", "--email", "weak@example.com"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin password"));
+}
+
+#[test]
+fn admin_email_and_password_bootstrap_the_first_admin() {
+    let scratch = Scratch::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = serve(
+        &scratch,
+        &[
+            ("ADMIN_EMAIL", "boot@example.com"),
+            ("ADMIN_PASSWORD", "00012345678"),
+        ],
+    );
+    let base = server.base.clone();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/auth/login"))
+            .form(&[("username", "boot@example.com"), ("password", "00012345678")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "the numeric-looking password must be kept verbatim"
+        );
+    });
+    drop(server);
+}
+
+#[test]
+fn migrate_commands_report_status_and_round_trip() {
+    let scratch = Scratch::new();
+    let run = |args: &[&str]| {
+        let out = scratch.command().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run(&["migrate", "status"]).contains("Pending"));
+    let up = run(&["migrate", "up"]);
+    assert!(
+        up.contains("Applied") && up.contains("m20260101_000001_users_and_sessions"),
+        "{up}"
+    );
+    assert!(run(&["migrate", "down"]).contains("Pending"));
+    assert!(run(&["migrate", "up"]).contains("Applied"));
+    let refused = scratch.command().args(["migrate", "fresh"]).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+}
+
+#[test]
+fn production_refuses_to_start_without_a_strong_key() {
+    let scratch = Scratch::new();
+    let out = scratch
+        .command()
+        .env_remove("JWT_SECRET_KEY")
+        .env("APP_ENV", "production")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("JWT_SECRET_KEY") && err.contains("openssl rand"),
+        "{err}"
+    );
+    let out = scratch
+        .command()
+        .env("JWT_SECRET_KEY", "short")
+        .env("APP_ENV", "production")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32"));
+}
+
+#[test]
+fn openapi_command_prints_the_document() {
+    let out = Command::new(BIN).arg("openapi").output().unwrap();
+    assert!(out.status.success());
+    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(spec["paths"]["/auth/login"].is_object());
+}

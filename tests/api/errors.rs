@@ -1,0 +1,112 @@
+//! Bad input never gets a 500: every malformed request is answered with a clear 4xx JSON body.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::body;
+
+backend_test!(
+    async fn malformed_json_is_400_and_changes_nothing(app) {
+        for raw in ["{", "{\"email\": }", "not json", "{\"email\":\"a@b.co\"} trailing"] {
+            let response = app
+                .client
+                .post(app.url("/auth/register"))
+                .header("content-type", "application/json")
+                .body(raw)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{raw}");
+            assert!(body(response).await["detail"].as_str().unwrap().starts_with("Malformed JSON"));
+        }
+        let admin = app.admin().await;
+        assert_eq!(app.get("/users/", Some(&admin.token)).await.headers()["x-total-count"], "1");
+    }
+);
+
+backend_test!(
+    async fn wrong_types_and_shapes_are_422_at_the_field(app) {
+        let response = app.post_json("/auth/register", None, &json!({"email": 42, "password": "long-enough"})).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body(response).await["detail"][0]["loc"], json!(["body", "email"]));
+        for shape in [json!([1, 2]), json!("text"), json!(null)] {
+            let response = app.post_json("/auth/register", None, &shape).await;
+            assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{shape}");
+        }
+        let empty = app.client.post(app.url("/auth/register")).header("content-type", "application/json").send().await.unwrap();
+        assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+);
+
+backend_test!(
+    async fn wrong_content_type_is_415(app) {
+        let response = app
+            .client
+            .post(app.url("/auth/register"))
+            .header("content-type", "text/plain")
+            .body(r#"{"email":"a@b.co","password":"long-enough"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(body(response).await["detail"].as_str().unwrap().contains("application/json"));
+    }
+);
+
+backend_test!(
+    async fn huge_bodies_are_413(app) {
+        let big = format!(r#"{{"email":"a@b.co","password":"{}"}}"#, "x".repeat(200_000));
+        let response = app
+            .client
+            .post(app.url("/auth/register"))
+            .header("content-type", "application/json")
+            .body(big)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body(response).await, json!({"detail": "Request body is too large"}));
+    }
+);
+
+backend_test!(
+    async fn bad_ids_and_paging_parameters_are_422(app) {
+        let admin = app.admin().await;
+        let t = Some(admin.token.as_str());
+        for path in ["/users/abc", "/users/1.5", "/users/99999999999999999999999"] {
+            let response = app.get(path, t).await;
+            assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+            assert_eq!(body(response).await["detail"][0]["loc"][0], "path");
+        }
+        for query in ["limit=-1", "limit=0", "limit=1001", "limit=99999999999999999999", "limit=abc", "skip=-5", "sort=password_hash", "active_only=maybe"] {
+            let response = app.get(&format!("/users/?{query}"), t).await;
+            assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+            assert_eq!(body(response).await["detail"][0]["loc"][0], "query", "{query}");
+        }
+        let ok = app.get("/users/?limit=1000&skip=0", t).await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        let far = app.get("/users/?skip=9223372036854775807", t).await;
+        assert_eq!(far.status(), StatusCode::OK);
+        assert_eq!(body(far).await, json!([]));
+    }
+);
+
+backend_test!(
+    async fn unknown_routes_are_404_and_wrong_methods_405_in_json(app) {
+        let response = app.get("/no/such/thing", None).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body(response).await, json!({"detail": "Not Found"}));
+        let response = app.client.patch(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body(response).await, json!({"detail": "Method Not Allowed"}));
+    }
+);
+
+backend_test!(
+    async fn trailing_slashes_reach_the_same_route(app) {
+        let admin = app.admin().await;
+        assert_eq!(app.get("/users", Some(&admin.token)).await.status(), StatusCode::OK);
+        assert_eq!(app.get("/users/", Some(&admin.token)).await.status(), StatusCode::OK);
+        assert_eq!(app.get("/healthz/", None).await.status(), StatusCode::OK);
+    }
+);
