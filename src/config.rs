@@ -40,8 +40,10 @@ pub struct Settings {
     pub jwt_secret_key: Option<SecretString>,
     /// Access token lifetime, seconds.
     pub access_token_ttl: u64,
-    /// Session (refresh token) lifetime, seconds.
+    /// Session (refresh token) lifetime, seconds, counted from the last refresh.
     pub refresh_token_ttl: u64,
+    /// How long a spent refresh token is still accepted (concurrent refreshes), seconds.
+    pub refresh_grace_secs: u64,
     pub log_level: String,
     pub log_format: LogFormat,
     /// Where the development JWT key is kept when `JWT_SECRET_KEY` is unset.
@@ -73,6 +75,7 @@ impl Default for Settings {
             jwt_secret_key: None,
             access_token_ttl: 15 * 60,
             refresh_token_ttl: 30 * 24 * 3600,
+            refresh_grace_secs: 5,
             log_level: "info".into(),
             log_format: LogFormat::Pretty,
             data_dir: "data".into(),
@@ -98,6 +101,7 @@ const ENV_KEYS: &[&str] = &[
     "jwt_secret_key",
     "access_token_ttl",
     "refresh_token_ttl",
+    "refresh_grace_secs",
     "log_level",
     "log_format",
     "data_dir",

@@ -1,4 +1,4 @@
-//! The `users-api` command: serve (the default), migrate, create-admin, openapi.
+//! The `users-api` command: serve (the default), migrate, create-admin, openapi, healthcheck.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -42,6 +42,13 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Exit 0 when the service answers 200 at its liveness URL, 1 otherwise (for container
+    /// health checks; needs no shell or curl in the image).
+    Healthcheck {
+        /// Default: http://127.0.0.1:$PORT/healthz (PORT defaults to 8000).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -73,9 +80,19 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Some(Command::Openapi) = cli.command {
-        println!("{}", users_api::http::openapi_json());
-        return Ok(());
+    match &cli.command {
+        Some(Command::Openapi) => {
+            println!("{}", users_api::http::openapi_json());
+            return Ok(());
+        }
+        Some(Command::Healthcheck { url }) => {
+            let port = std::env::var("PORT").unwrap_or_else(|_| "8000".into());
+            let url = url
+                .clone()
+                .unwrap_or_else(|| format!("http://127.0.0.1:{port}/healthz"));
+            return healthcheck(&url).await;
+        }
+        _ => {}
     }
     let settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(&settings.log_level, settings.log_format);
@@ -83,7 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Migrate { action } => migrate(&settings, action).await,
         Command::CreateAdmin { email, username } => create_admin(settings, &email, username.as_deref()).await,
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Healthcheck { .. } => Ok(()),
     }
 }
 
@@ -141,5 +158,35 @@ fn read_password() -> anyhow::Result<SecretString> {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         Ok(SecretString::new(line.trim_end_matches(['\r', '\n'])))
+    }
+}
+
+/// One plain HTTP/1.1 GET with a 3-second deadline; success means status 200.
+async fn healthcheck(url: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let parsed = url::Url::parse(url).with_context(|| format!("invalid URL {url}"))?;
+    if parsed.scheme() != "http" {
+        bail!("healthcheck speaks plain http only");
+    }
+    let host = parsed.host_str().context("the URL has no host")?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect((host, port)).await?;
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+            parsed.path()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        anyhow::Ok(head)
+    };
+    let head = tokio::time::timeout(std::time::Duration::from_secs(3), check)
+        .await
+        .context("timed out")??;
+    if head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200") {
+        Ok(())
+    } else {
+        bail!("unhealthy: {}", String::from_utf8_lossy(&head))
     }
 }

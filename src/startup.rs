@@ -113,6 +113,7 @@ pub fn core(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow
             min_length: settings.password_min_length,
         },
         session_ttl: seconds(settings.refresh_token_ttl),
+        refresh_grace: seconds(settings.refresh_grace_secs),
     })
 }
 

@@ -99,6 +99,22 @@ impl TokenService {
     }
 }
 
+/// A new opaque refresh token (256 random bits, base64url) and the hash that is stored.
+pub fn new_refresh_token() -> (String, String) {
+    use base64::Engine as _;
+    let bytes: [u8; 32] = rand::random();
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash_refresh_token(&token);
+    (token, hash)
+}
+
+/// SHA-256 of a refresh token, hex. Refresh tokens are long random values, so a fast hash is
+/// enough: there is nothing to brute-force.
+pub fn hash_refresh_token(token: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +178,16 @@ mod tests {
             Err(TokenError::Invalid)
         );
         assert_eq!(svc.verify("garbage", now), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn refresh_tokens_are_random_and_stored_only_as_hashes() {
+        let (a, hash_a) = new_refresh_token();
+        let (b, _) = new_refresh_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(hash_a, hash_refresh_token(&a));
+        assert_eq!(hash_a.len(), 64);
+        assert!(!hash_a.contains(&a));
     }
 }

@@ -6,6 +6,7 @@
 mod email;
 mod errors;
 mod password;
+pub mod profile;
 mod username;
 
 pub use email::Email;

@@ -70,7 +70,14 @@ impl Password {
                 "string_too_long",
             ));
         }
-        let lowered = value.to_lowercase();
+        let password = Self(raw.clone());
+        password.differs_from(identities)?;
+        Ok(password)
+    }
+
+    /// The password may not equal (ignoring case) the account's email or username.
+    pub fn differs_from(&self, identities: &[&str]) -> Result<(), FieldError> {
+        let lowered = self.0.expose().to_lowercase();
         if identities
             .iter()
             .any(|id| !id.is_empty() && id.to_lowercase() == lowered)
@@ -80,7 +87,7 @@ impl Password {
                 "value_error",
             ));
         }
-        Ok(Self(raw.clone()))
+        Ok(())
     }
 
     pub fn secret(&self) -> &SecretString {

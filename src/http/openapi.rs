@@ -23,6 +23,7 @@ use super::AppState;
         (name = "health", description = "Liveness, readiness and service information"),
         (name = "auth", description = "Registration, login and tokens"),
         (name = "users", description = "Reading and managing users"),
+        (name = "profile", description = "Your profile and preferences, and public profiles"),
     )
 )]
 struct ApiDoc;

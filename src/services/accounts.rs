@@ -3,7 +3,9 @@
 use sea_orm::TransactionTrait;
 
 use super::{Caller, Core, ServiceError};
+use crate::auth::{hash_refresh_token, new_refresh_token};
 use crate::domain::{Email, Password, SecretString, Username};
+use crate::store::entities::session::Model as Session;
 use crate::store::entities::user::Model as User;
 use crate::store::{self, sessions, users};
 
@@ -23,10 +25,11 @@ pub struct ClientInfo {
     pub address: Option<String>,
 }
 
-/// What a successful login hands out.
+/// What a successful login or refresh hands out.
 #[derive(Debug)]
 pub struct IssuedTokens {
     pub access_token: String,
+    pub refresh_token: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
     pub session_id: String,
@@ -83,27 +86,120 @@ pub async fn login(
         return Err(ServiceError::InactiveUser);
     }
     let now = core.clock.now();
+    let expires_at = now + core.session_ttl;
+    let (refresh_token, refresh_hash) = new_refresh_token();
     let txn = core.db.begin().await?;
     let session = sessions::insert(
         &txn,
         sessions::NewSession {
             user_id: user.id,
-            expires_at: now + core.session_ttl,
+            expires_at,
             user_agent: client.user_agent,
             client_addr: client.address,
         },
         now,
     )
     .await?;
+    sessions::insert_refresh(&txn, &session.id, refresh_hash, now, expires_at).await?;
     users::set_last_login(&txn, user.id, now).await?;
     txn.commit().await?;
-    let access_token = core.tokens.issue(user.id, &session.id, now)?;
     tracing::info!(user_id = user.id, "login succeeded");
+    issue(core, user.id, session.id, refresh_token)
+}
+
+fn issue(
+    core: &Core,
+    user_id: i64,
+    session_id: String,
+    refresh_token: String,
+) -> Result<IssuedTokens, ServiceError> {
+    let access_token = core.tokens.issue(user_id, &session_id, core.clock.now())?;
     Ok(IssuedTokens {
         access_token,
+        refresh_token,
         expires_in: core.tokens.access_ttl().num_seconds(),
-        session_id: session.id,
+        session_id,
     })
+}
+
+/// Trades a refresh token for a new pair. The presented token is spent; presenting a spent
+/// token again after the grace window revokes the whole session (someone copied it).
+pub async fn refresh(core: &Core, refresh_token: &str) -> Result<IssuedTokens, ServiceError> {
+    const INVALID: ServiceError = ServiceError::Unauthenticated("Invalid or expired refresh token");
+    let now = core.clock.now();
+    let Some((token, session)) = sessions::find_refresh(&core.db, &hash_refresh_token(refresh_token)).await?
+    else {
+        return Err(INVALID);
+    };
+    if session.revoked_at.is_some() || token.expires_at <= now || session.expires_at <= now {
+        return Err(INVALID);
+    }
+    let user = users::find(&core.db, session.user_id).await?;
+    if !user.as_ref().is_some_and(|u| u.is_active) {
+        return Err(INVALID);
+    }
+
+    let (new_token, new_hash) = new_refresh_token();
+    let expires_at = now + core.session_ttl;
+    if token.used_at.is_none() {
+        // Spend it and store its successor together; whoever spends it first wins.
+        let txn = core.db.begin().await?;
+        if sessions::spend_refresh(&txn, token.id, now).await? {
+            sessions::insert_refresh(&txn, &session.id, new_hash, now, expires_at).await?;
+            sessions::touch(&txn, &session.id, now, expires_at).await?;
+            txn.commit().await?;
+            return issue(core, session.user_id, session.id, new_token);
+        }
+        txn.rollback().await?;
+    }
+
+    // Spent already: a concurrent refresh from the same client, or a replay.
+    let spent_at = match token.used_at {
+        Some(at) => at,
+        None => sessions::find_refresh_by_id(&core.db, token.id)
+            .await?
+            .and_then(|t| t.used_at)
+            .unwrap_or(now),
+    };
+    if now - spent_at > core.refresh_grace {
+        sessions::revoke(&core.db, &session.id, now).await?;
+        tracing::warn!(user_id = session.user_id, session_id = %session.id, "refresh token reuse; session revoked");
+        return Err(ServiceError::Unauthenticated(
+            "Refresh token was already used; the session has been revoked",
+        ));
+    }
+    let txn = core.db.begin().await?;
+    sessions::insert_refresh(&txn, &session.id, new_hash, now, expires_at).await?;
+    sessions::touch(&txn, &session.id, now, expires_at).await?;
+    txn.commit().await?;
+    issue(core, session.user_id, session.id, new_token)
+}
+
+/// Ends the caller's current session: its access and refresh tokens stop working at once.
+pub async fn logout(core: &Core, caller: &Caller) -> Result<(), ServiceError> {
+    sessions::revoke(&core.db, &caller.session_id, core.clock.now()).await?;
+    Ok(())
+}
+
+/// Ends every session of the caller, this one included. Answers how many ended.
+pub async fn logout_all(core: &Core, caller: &Caller) -> Result<u64, ServiceError> {
+    Ok(sessions::revoke_for_users(&core.db, &[caller.id()], None, core.clock.now()).await?)
+}
+
+/// The caller's live sessions, newest first.
+pub async fn list_sessions(core: &Core, caller: &Caller) -> Result<Vec<Session>, ServiceError> {
+    Ok(sessions::live_for_user(&core.db, caller.id(), core.clock.now()).await?)
+}
+
+/// Ends one of the caller's own sessions.
+pub async fn end_session(core: &Core, caller: &Caller, session_id: &str) -> Result<(), ServiceError> {
+    match sessions::find(&core.db, session_id).await? {
+        Some(session) if session.user_id == caller.id() => {
+            sessions::revoke(&core.db, session_id, core.clock.now()).await?;
+            Ok(())
+        }
+        _ => Err(ServiceError::NotFound("Session")),
+    }
 }
 
 /// Resolves a bearer token to its caller: a valid signature is not enough, the session must be

@@ -51,6 +51,9 @@ impl From<DbErr> for ServiceError {
                 return Self::Duplicate(Conflict::Email);
             }
         }
+        if let Some(SqlErr::ForeignKeyConstraintViolation(_)) = err.sql_err() {
+            return Self::Conflict("The record is still referenced by other data");
+        }
         if crate::store::is_unavailable(&err) {
             return Self::Unavailable(err);
         }

@@ -4,6 +4,7 @@
 pub mod accounts;
 mod error;
 pub mod policy;
+pub mod profiles;
 pub mod users;
 
 use chrono::TimeDelta;
@@ -24,6 +25,9 @@ pub struct Core {
     pub tokens: TokenService,
     pub clock: Clock,
     pub password_policy: PasswordPolicy,
-    /// How long a session lives after login.
+    /// How long a session lives after its last token refresh.
     pub session_ttl: TimeDelta,
+    /// How long a spent refresh token may still be presented (concurrent refreshes from one
+    /// client) before a reuse counts as theft.
+    pub refresh_grace: TimeDelta,
 }

@@ -2,10 +2,12 @@
 
 use sea_orm::{ActiveValue::Set, TransactionTrait};
 
+use super::accounts::{self, NewAccount};
 use super::policy::Access;
 use super::{Caller, Core, Permission, ServiceError};
 use crate::domain::{Email, FieldError, FieldErrors, Password, SecretString, Username};
 use crate::store::entities::user::Model as User;
+use crate::store::sessions;
 use crate::store::users::{self, ListFilter};
 
 /// The largest page a list returns.
@@ -73,7 +75,16 @@ pub async fn update(
     }
 
     if let Some(password) = &changes.password {
-        check_password_against_identity(&changes, &user, password)?;
+        let email = changes.email.as_ref().map_or(user.email.as_str(), Email::as_str);
+        let username = match &changes.username {
+            Some(u) => u.as_ref().map_or("", Username::as_str),
+            None => user.username.as_deref().unwrap_or(""),
+        };
+        if let Err(err) = password.differs_from(&[email, username]) {
+            let mut errors = FieldErrors::new();
+            errors.push("password", err);
+            return Err(ServiceError::Validation(errors));
+        }
         if is_self {
             verify_current_password(core, &user, changes.current_password.as_ref()).await?;
         }
@@ -87,11 +98,28 @@ pub async fn update(
         None => None,
     };
 
+    // A new password ends every other session; deactivation ends all of them.
+    let end_sessions = if changes.is_active == Some(false) {
+        Some(None)
+    } else if new_hash.is_some() {
+        Some(if is_self {
+            Some(caller.session_id.as_str())
+        } else {
+            None
+        })
+    } else {
+        None
+    };
+
+    let now = core.clock.now();
     let txn = core.db.begin().await?;
     if removes_admin && users::count_active_admins(&txn).await? <= 1 {
         return Err(ServiceError::Conflict(
             "The last active administrator cannot be removed",
         ));
+    }
+    if let Some(keep) = end_sessions {
+        sessions::revoke_for_users(&txn, &[id], keep, now).await?;
     }
     let mut row = users::edit(user);
     if let Some(email) = changes.email {
@@ -114,9 +142,112 @@ pub async fn update(
     if let Some(admin) = changes.is_admin {
         row.is_admin = Set(admin);
     }
-    let updated = users::update(&txn, row, core.clock.now()).await?;
+    let updated = users::update(&txn, row, now).await?;
     txn.commit().await?;
     Ok(updated)
+}
+
+/// Creates a user with chosen flags (`user:write`; `is_admin` needs `admin:all`).
+pub async fn create(
+    core: &Core,
+    caller: &Caller,
+    account: NewAccount,
+    is_active: bool,
+    is_admin: bool,
+) -> Result<User, ServiceError> {
+    caller.require(Permission::UserWrite)?;
+    if is_admin {
+        caller.require(Permission::AdminAll)?;
+    }
+    accounts::create_user(core, account, is_active, is_admin).await
+}
+
+/// Activates or deactivates a user (`user:write`). Deactivation ends their sessions.
+pub async fn set_active(core: &Core, caller: &Caller, id: i64, active: bool) -> Result<User, ServiceError> {
+    caller.require(Permission::UserWrite)?;
+    if !active && id == caller.id() {
+        return Err(ServiceError::Forbidden("You cannot deactivate yourself".into()));
+    }
+    let changes = UserChanges {
+        is_active: Some(active),
+        ..UserChanges::default()
+    };
+    update(core, caller, id, changes).await
+}
+
+/// Grants or removes administrator rights (`admin:all`).
+pub async fn set_admin(core: &Core, caller: &Caller, id: i64, admin: bool) -> Result<User, ServiceError> {
+    caller.require(Permission::AdminAll)?;
+    let changes = UserChanges {
+        is_admin: Some(admin),
+        ..UserChanges::default()
+    };
+    update(core, caller, id, changes).await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkAction {
+    Activate,
+    Deactivate,
+    Delete,
+}
+
+/// What a bulk operation did.
+#[derive(Debug, Default)]
+pub struct BulkOutcome {
+    /// How many users changed (or were deleted).
+    pub changed: u64,
+    /// Requested ids that do not exist.
+    pub not_found: Vec<i64>,
+}
+
+/// The most ids one bulk request may name.
+pub const MAX_BULK: usize = 1000;
+
+/// Applies `action` to every existing user in `ids`, all in one transaction: either every
+/// existing user changes or none does. Ids that do not exist are reported, not fatal.
+pub async fn bulk(
+    core: &Core,
+    caller: &Caller,
+    ids: &[i64],
+    action: BulkAction,
+) -> Result<BulkOutcome, ServiceError> {
+    caller.require(match action {
+        BulkAction::Delete => Permission::UserDelete,
+        _ => Permission::UserWrite,
+    })?;
+    let mut ids: Vec<i64> = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if action != BulkAction::Activate && ids.contains(&caller.id()) {
+        return Err(ServiceError::Forbidden(
+            "You cannot deactivate or delete yourself in a bulk operation".into(),
+        ));
+    }
+    let now = core.clock.now();
+    let txn = core.db.begin().await?;
+    let found = users::find_many(&txn, &ids).await?;
+    let existing: Vec<i64> = found.iter().map(|u| u.id).collect();
+    let not_found: Vec<i64> = ids.iter().copied().filter(|id| !existing.contains(id)).collect();
+    if action != BulkAction::Activate {
+        let removed_admins = found.iter().filter(|u| u.is_admin && u.is_active).count() as u64;
+        if removed_admins > 0 && users::count_active_admins(&txn).await? <= removed_admins {
+            return Err(ServiceError::Conflict(
+                "The last active administrator cannot be removed",
+            ));
+        }
+    }
+    let changed = match action {
+        BulkAction::Activate => users::set_active_many(&txn, &existing, true, now).await?,
+        BulkAction::Deactivate => {
+            sessions::revoke_for_users(&txn, &existing, None, now).await?;
+            users::set_active_many(&txn, &existing, false, now).await?
+        }
+        BulkAction::Delete => users::delete_many(&txn, &existing).await?,
+    };
+    txn.commit().await?;
+    tracing::info!(by = caller.id(), ?action, changed, "bulk user operation");
+    Ok(BulkOutcome { changed, not_found })
 }
 
 /// Deletes user `id` (self, or `user:delete`). Administrators cannot delete themselves, and the
@@ -140,32 +271,6 @@ pub async fn delete(core: &Core, caller: &Caller, id: i64) -> Result<(), Service
     users::delete(&txn, id).await?;
     txn.commit().await?;
     tracing::info!(user_id = id, by = caller.id(), "user deleted");
-    Ok(())
-}
-
-/// The new password may not equal the account's email or username, new or current.
-fn check_password_against_identity(
-    changes: &UserChanges,
-    user: &User,
-    password: &Password,
-) -> Result<(), ServiceError> {
-    let email = changes.email.as_ref().map_or(user.email.as_str(), Email::as_str);
-    let username = match &changes.username {
-        Some(u) => u.as_ref().map_or("", Username::as_str),
-        None => user.username.as_deref().unwrap_or(""),
-    };
-    let lowered = password.secret().expose().to_lowercase();
-    if lowered == email.to_lowercase() || (!username.is_empty() && lowered == username.to_lowercase()) {
-        let mut errors = FieldErrors::new();
-        errors.push(
-            "password",
-            FieldError::new(
-                "Password must not be the same as the email or username",
-                "value_error",
-            ),
-        );
-        return Err(ServiceError::Validation(errors));
-    }
     Ok(())
 }
 

@@ -155,6 +155,47 @@ pub async fn delete(db: &impl ConnectionTrait, id: i64) -> Result<bool, DbErr> {
     Ok(Users::delete_by_id(id).exec(db).await?.rows_affected > 0)
 }
 
+/// The users among `ids` that exist.
+pub async fn find_many(db: &impl ConnectionTrait, ids: &[i64]) -> Result<Vec<User>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Users::find()
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await
+}
+
+pub async fn set_active_many(
+    db: &impl ConnectionTrait,
+    ids: &[i64],
+    active: bool,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let result = Users::update_many()
+        .col_expr(Column::IsActive, Expr::value(active))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Deletes the users in one statement, so a failure on any row deletes none.
+pub async fn delete_many(db: &impl ConnectionTrait, ids: &[i64]) -> Result<u64, DbErr> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(Users::delete_many()
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 pub async fn count_active_admins(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
     Users::find()
         .filter(Column::IsAdmin.eq(true))

@@ -297,3 +297,25 @@ fn openapi_command_prints_the_document() {
     let spec: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert!(spec["paths"]["/auth/login"].is_object());
 }
+
+#[test]
+fn healthcheck_exits_zero_only_when_the_service_is_alive() {
+    let scratch = Scratch::new();
+    let server = serve(&scratch, &[]);
+    let ok = Command::new(BIN)
+        .args(["healthcheck", "--url", &format!("{}/healthz", server.base)])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let not_found = Command::new(BIN)
+        .args(["healthcheck", "--url", &format!("{}/nope", server.base)])
+        .output()
+        .unwrap();
+    assert!(!not_found.status.success());
+    drop(server);
+    let down = Command::new(BIN)
+        .args(["healthcheck", "--url", "http://127.0.0.1:9/healthz"])
+        .output()
+        .unwrap();
+    assert!(!down.status.success());
+}

@@ -36,6 +36,12 @@ impl Backend {
 /// expands to `name::sqlite`, `name::postgres` and `name::mysql`.
 macro_rules! backend_test {
     ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+        backend_test!(@with |_| async {}; $(#[$meta])* async fn $name($app) $body);
+    };
+    (before = $before:path; $(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+        backend_test!(@with $before; $(#[$meta])* async fn $name($app) $body);
+    };
+    (@with $before:expr; $(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
         $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
@@ -45,21 +51,21 @@ macro_rules! backend_test {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await {
+                if let Some(app) = $crate::helpers::spawn_app_after($crate::helpers::Backend::Sqlite, |_| {}, $before).await {
                     run(app).await
                 }
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
+                if let Some(app) = $crate::helpers::spawn_app_after($crate::helpers::Backend::Postgres, |_| {}, $before).await {
                     run(app).await
                 }
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn mysql() {
-                if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Mysql).await {
+                if let Some(app) = $crate::helpers::spawn_app_after($crate::helpers::Backend::Mysql, |_| {}, $before).await {
                     run(app).await
                 }
             }
@@ -85,7 +91,22 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// Like [`spawn_app`], with a chance to change the settings first.
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    spawn_app_after(backend, configure, |_| async {}).await
+}
+
+/// Like [`spawn_app_with`], running `before` on the new, empty database's URL before the
+/// application starts (to lay down an older schema, say).
+pub async fn spawn_app_after<F, Fut>(
+    backend: Backend,
+    configure: impl FnOnce(&mut Settings),
+    before: F,
+) -> Option<TestApp>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let database = TestDatabase::create(backend).await?;
+    before(database.url.clone()).await;
     let mut settings = Settings {
         database_url: database.url.clone(),
         port: 0,
@@ -181,10 +202,39 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> String {
+        self.login_pair(username, password).await.0
+    }
+
+    /// Logs in and returns (access token, refresh token).
+    pub async fn login_pair(&self, username: &str, password: &str) -> (String, String) {
         let response = self.login_form(username, password).await;
         assert_eq!(response.status(), StatusCode::OK, "login of {username} failed");
         let body: Value = response.json().await.expect("json");
-        body["access_token"].as_str().expect("access_token").to_owned()
+        (
+            body["access_token"].as_str().expect("access_token").to_owned(),
+            body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+        )
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json("/auth/refresh", None, &json!({ "refresh_token": refresh_token }))
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.client.post(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.client.put(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request sent")
     }
 
     /// Registers a fresh ordinary user through the API and logs them in.

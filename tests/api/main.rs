@@ -7,9 +7,13 @@
 #[macro_use]
 mod helpers;
 
+mod admin;
 mod auth;
 mod cli;
 mod errors;
 mod health;
+mod migrations;
+mod profile;
+mod sessions;
 mod tokens;
 mod users;

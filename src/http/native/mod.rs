@@ -1,8 +1,10 @@
-//! The native API (FastAPI generation): `/auth`, `/users`, health and service information.
+//! The native API (FastAPI generation): `/auth`, `/users`, `/profile`, health and service
+//! information.
 
 pub mod auth;
 pub mod health;
 mod parse;
+pub mod profile;
 pub mod schemas;
 pub mod users;
 
@@ -20,7 +22,34 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::me))
         .routes(routes!(auth::test_token))
-        .routes(routes!(users::list_users))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::logout_all))
+        .routes(routes!(auth::sessions))
+        .routes(routes!(auth::end_session))
+        .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::get_me, users::update_me))
         .routes(routes!(users::get_user, users::update_user, users::delete_user))
+        .routes(routes!(users::activate))
+        .routes(routes!(users::deactivate))
+        .routes(routes!(users::make_admin))
+        .routes(routes!(users::remove_admin))
+        .routes(routes!(users::bulk_activate))
+        .routes(routes!(users::bulk_deactivate))
+        .routes(routes!(users::bulk_delete))
+        .routes(routes!(
+            profile::get_profile,
+            profile::create_profile,
+            profile::update_profile,
+            profile::clear_profile
+        ))
+        .routes(routes!(profile::get_profile_me, profile::update_profile_me))
+        .routes(routes!(profile::get_preferences, profile::update_preferences))
+        .routes(routes!(
+            profile::get_preferences_me,
+            profile::update_preferences_me
+        ))
+        .routes(routes!(profile::remove_avatar))
+        .routes(routes!(profile::remove_avatar_me))
+        .routes(routes!(profile::public_profile))
 }

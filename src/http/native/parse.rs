@@ -1,9 +1,15 @@
 //! Turning native request bodies into domain values, collecting every field error at once.
 
-use super::schemas::{RegisterRequest, UpdateMeRequest, UpdateUserRequest};
-use crate::domain::{Email, FieldErrors, Password, PasswordPolicy, Username, parse_full_name};
+use chrono::NaiveDate;
+
+use super::schemas::{ProfileRequest, RegisterRequest, UpdateMeRequest, UpdateUserRequest};
+use crate::domain::profile::{
+    MAX_BIO_CHARS, MAX_LOCATION_CHARS, parse_birth_date, parse_phone, parse_text, parse_url,
+};
+use crate::domain::{Email, FieldError, FieldErrors, Password, PasswordPolicy, Username, parse_full_name};
 use crate::http::error::ApiError;
 use crate::services::accounts::NewAccount;
+use crate::services::profiles::ProfileChanges;
 use crate::services::users::UserChanges;
 
 pub fn registration(req: RegisterRequest, policy: &PasswordPolicy) -> Result<NewAccount, ApiError> {
@@ -80,5 +86,46 @@ fn collect_own(req: UpdateMeRequest, policy: &PasswordPolicy, errors: &mut Field
         current_password: req.current_password,
         is_active: None,
         is_admin: None,
+    }
+}
+
+/// Parses profile fields; `today` bounds the birth date.
+pub fn profile_changes(req: ProfileRequest, today: NaiveDate) -> Result<ProfileChanges, ApiError> {
+    let mut errors = FieldErrors::new();
+    let mut field = |name: &str,
+                     value: Option<Option<String>>,
+                     parse: &dyn Fn(&str) -> Result<Option<String>, FieldError>| {
+        value.map(|v| v.and_then(|raw| errors.check(name, parse(&raw)).flatten()))
+    };
+    let bio = field("bio", req.bio, &|raw| parse_text(raw, MAX_BIO_CHARS));
+    let location = field("location", req.location, &|raw| {
+        parse_text(raw, MAX_LOCATION_CHARS)
+    });
+    let avatar_url = field("avatar_url", req.avatar_url, &|raw| blank_or(raw, parse_url));
+    let website = field("website", req.website, &|raw| blank_or(raw, parse_url));
+    let phone_number = field("phone_number", req.phone_number, &|raw| {
+        blank_or(raw, parse_phone)
+    });
+    let birth_date = req.birth_date.map(|v| {
+        v.filter(|raw| !raw.trim().is_empty())
+            .and_then(|raw| errors.check("birth_date", parse_birth_date(&raw, today)))
+    });
+    errors.finish().map_err(ApiError::body)?;
+    Ok(ProfileChanges {
+        bio,
+        avatar_url,
+        location,
+        website,
+        phone_number,
+        birth_date,
+    })
+}
+
+/// An empty string clears a field instead of failing its format.
+fn blank_or(raw: &str, parse: fn(&str) -> Result<String, FieldError>) -> Result<Option<String>, FieldError> {
+    if raw.trim().is_empty() {
+        Ok(None)
+    } else {
+        parse(raw).map(Some)
     }
 }

@@ -8,6 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::SecretString;
+use crate::services::profiles::preferences_of;
+use crate::store::entities::session::Model as Session;
 use crate::store::entities::user::Model as User;
 
 /// A user as the native API shows it. Never includes the password hash.
@@ -66,6 +68,8 @@ pub struct LoginRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenOut {
     pub access_token: String,
+    /// Opaque; trade it at `POST /auth/refresh` for a new pair. Single use.
+    pub refresh_token: String,
     /// Always `bearer`.
     pub token_type: &'static str,
     /// Seconds until `access_token` expires.
@@ -121,6 +125,177 @@ pub struct ListUsersQuery {
     pub sort: Option<String>,
 }
 
+impl From<crate::services::accounts::IssuedTokens> for TokenOut {
+    fn from(issued: crate::services::accounts::IssuedTokens) -> Self {
+        Self {
+            access_token: issued.access_token,
+            refresh_token: issued.refresh_token,
+            token_type: "bearer",
+            expires_in: issued.expires_in,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    #[schema(required = true)]
+    pub refresh_token: Option<String>,
+}
+
+/// One of your sessions (a login and its refreshes).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionOut {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    /// When tokens were last issued for this session.
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub client_address: Option<String>,
+    /// Whether this is the session of the token making the request.
+    pub current: bool,
+}
+
+impl SessionOut {
+    pub fn new(session: Session, current_id: &str) -> Self {
+        Self {
+            current: session.id == current_id,
+            id: session.id,
+            created_at: session.created_at,
+            last_used_at: session.last_used_at,
+            expires_at: session.expires_at,
+            user_agent: session.user_agent,
+            client_address: session.client_addr,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedOut {
+    /// How many sessions ended.
+    pub revoked: u64,
+}
+
+/// A user created by an administrator.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateUserRequest {
+    #[serde(flatten)]
+    pub account: RegisterRequest,
+    /// Default `true`.
+    pub is_active: Option<bool>,
+    /// Default `false`; `true` needs `admin:all`.
+    pub is_admin: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BulkRequest {
+    /// At most 1000 ids.
+    #[schema(required = true, example = json!([3, 4, 5]))]
+    pub user_ids: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkUpdatedOut {
+    pub updated: u64,
+    /// Requested ids that do not exist.
+    pub not_found: Vec<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkDeletedOut {
+    pub deleted: u64,
+    pub not_found: Vec<i64>,
+}
+
+/// Your full profile: account fields, profile fields and preferences.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProfileOut {
+    pub id: i64,
+    pub email: String,
+    pub username: Option<String>,
+    pub full_name: Option<String>,
+    pub bio: Option<String>,
+    pub avatar_url: Option<String>,
+    pub location: Option<String>,
+    pub website: Option<String>,
+    pub phone_number: Option<String>,
+    pub birth_date: Option<chrono::NaiveDate>,
+    #[schema(value_type = Object)]
+    pub preferences: serde_json::Map<String, serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<User> for ProfileOut {
+    fn from(u: User) -> Self {
+        Self {
+            preferences: preferences_of(&u),
+            id: u.id,
+            email: u.email,
+            username: u.username,
+            full_name: u.full_name,
+            bio: u.bio,
+            avatar_url: u.avatar_url,
+            location: u.location,
+            website: u.website,
+            phone_number: u.phone_number,
+            birth_date: u.birth_date,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+/// What anyone may see of a user who made their profile public.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicProfileOut {
+    pub id: i64,
+    pub username: Option<String>,
+    pub full_name: Option<String>,
+    pub bio: Option<String>,
+    pub avatar_url: Option<String>,
+    pub location: Option<String>,
+    pub website: Option<String>,
+}
+
+impl From<User> for PublicProfileOut {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            full_name: u.full_name,
+            bio: u.bio,
+            avatar_url: u.avatar_url,
+            location: u.location,
+            website: u.website,
+        }
+    }
+}
+
+/// Profile fields to set. Omitted fields stay as they are; `null` clears one.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ProfileRequest {
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    pub bio: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 500)]
+    pub avatar_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 255)]
+    pub location: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 500)]
+    pub website: Option<Option<String>>,
+    /// Also accepted as `phone`.
+    #[serde(default, deserialize_with = "nullable", alias = "phone")]
+    #[schema(value_type = Option<String>, max_length = 20, example = "+1-555-0123")]
+    pub phone_number: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = Date, example = "1990-05-15")]
+    pub birth_date: Option<Option<String>>,
+}
+
 /// Service information at `/`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceInfo {
@@ -144,4 +319,21 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Preferences: a JSON object. The keys below are checked; any other key is kept as given.
+/// In an update, `null` removes a key.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation only: bodies are handled as JSON objects
+pub struct Preferences {
+    #[schema(pattern = "^(light|dark|system)$")]
+    theme: Option<String>,
+    /// A BCP 47 tag such as `en` or `pt-BR`.
+    language: Option<String>,
+    /// An IANA time zone such as `America/Los_Angeles`.
+    timezone: Option<String>,
+    notifications_email: Option<bool>,
+    notifications_sms: Option<bool>,
+    /// Whether `GET /profile/{user_id}` shows your profile to everyone.
+    privacy_public_profile: Option<bool>,
 }

@@ -3,12 +3,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::parse;
-use super::schemas::{ListUsersQuery, UpdateMeRequest, UpdateUserRequest, UserOut};
+use super::schemas::{
+    BulkDeletedOut, BulkRequest, BulkUpdatedOut, CreateUserRequest, ListUsersQuery, UpdateMeRequest,
+    UpdateUserRequest, UserOut,
+};
 use crate::domain::{FieldError, FieldErrors};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody, ValidationBody};
 use crate::http::extract::{AuthUser, JsonBody, Path, Query};
-use crate::services::users;
+use crate::services::Caller;
+use crate::services::users::{self, BulkAction};
 use crate::store::users::{ListFilter, SortKey};
 
 /// List users (`user:read`). The total number of matches is in `X-Total-Count`.
@@ -210,4 +214,207 @@ pub async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     users::delete(&state.core, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Create a user as an administrator (`user:write`; `is_admin: true` needs `admin:all`).
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    request_body = CreateUserRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = UserOut),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ValidationBody),
+    )
+)]
+pub async fn create_user(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    JsonBody(req): JsonBody<CreateUserRequest>,
+) -> Result<(StatusCode, Json<UserOut>), ApiError> {
+    let account = parse::registration(req.account, &state.core.password_policy)?;
+    let user = users::create(
+        &state.core,
+        &caller,
+        account,
+        req.is_active.unwrap_or(true),
+        req.is_admin.unwrap_or(false),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+/// One account-flag change by id: `activate`/`deactivate` need `user:write`,
+/// `make-admin`/`remove-admin` need `admin:all`.
+macro_rules! flag_route {
+    ($name:ident, $path:literal, $doc:literal, $service:ident($value:literal)) => {
+        #[doc = $doc]
+        #[utoipa::path(
+                    put,
+                    path = $path,
+                    tag = "users",
+                    params(("id" = i64, Path, description = "User id")),
+                    security(("bearer" = [])),
+                    responses(
+                        (status = 200, body = UserOut),
+                        (status = 401, body = ErrorBody),
+                        (status = 403, body = ErrorBody),
+                        (status = 404, body = ErrorBody),
+                        (status = 409, description = "Would remove the last active admin", body = ErrorBody),
+                        (status = 422, body = ValidationBody),
+                    )
+                )]
+        pub async fn $name(
+            State(state): State<AppState>,
+            AuthUser(caller): AuthUser,
+            Path(id): Path<i64>,
+        ) -> Result<Json<UserOut>, ApiError> {
+            Ok(Json(
+                users::$service(&state.core, &caller, id, $value)
+                    .await?
+                    .into(),
+            ))
+        }
+    };
+}
+
+flag_route!(
+    activate,
+    "/users/{id}/activate",
+    "Activate a user (`user:write`).",
+    set_active(true)
+);
+flag_route!(
+    deactivate,
+    "/users/{id}/deactivate",
+    "Deactivate a user (`user:write`); their sessions end at once.",
+    set_active(false)
+);
+flag_route!(
+    make_admin,
+    "/users/{id}/make-admin",
+    "Make a user an administrator (`admin:all`).",
+    set_admin(true)
+);
+flag_route!(
+    remove_admin,
+    "/users/{id}/remove-admin",
+    "Remove administrator rights (`admin:all`); never from yourself or the last active admin.",
+    set_admin(false)
+);
+
+fn bulk_ids(req: BulkRequest) -> Result<Vec<i64>, ApiError> {
+    let mut errors = FieldErrors::new();
+    let ids = errors.required("user_ids", req.user_ids);
+    if ids.as_ref().is_some_and(|ids| ids.len() > users::MAX_BULK) {
+        errors.push(
+            "user_ids",
+            FieldError::new("At most 1000 ids per request", "too_long"),
+        );
+    }
+    match ids {
+        Some(ids) if errors.is_empty() => Ok(ids),
+        _ => Err(ApiError::body(errors)),
+    }
+}
+
+async fn bulk_update(
+    state: &AppState,
+    caller: &Caller,
+    req: BulkRequest,
+    action: BulkAction,
+) -> Result<Json<BulkUpdatedOut>, ApiError> {
+    let outcome = users::bulk(&state.core, caller, &bulk_ids(req)?, action).await?;
+    Ok(Json(BulkUpdatedOut {
+        updated: outcome.changed,
+        not_found: outcome.not_found,
+    }))
+}
+
+/// Activate many users in one transaction (`user:write`).
+#[utoipa::path(
+    put,
+    path = "/users/bulk/activate",
+    tag = "users",
+    request_body = BulkRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = BulkUpdatedOut),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ValidationBody),
+    )
+)]
+pub async fn bulk_activate(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    JsonBody(req): JsonBody<BulkRequest>,
+) -> Result<Json<BulkUpdatedOut>, ApiError> {
+    bulk_update(&state, &caller, req, BulkAction::Activate).await
+}
+
+/// Deactivate many users in one transaction (`user:write`); their sessions end.
+#[utoipa::path(
+    put,
+    path = "/users/bulk/deactivate",
+    tag = "users",
+    request_body = BulkRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = BulkUpdatedOut),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, description = "Would remove the last active admin", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ValidationBody),
+    )
+)]
+pub async fn bulk_deactivate(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    JsonBody(req): JsonBody<BulkRequest>,
+) -> Result<Json<BulkUpdatedOut>, ApiError> {
+    bulk_update(&state, &caller, req, BulkAction::Deactivate).await
+}
+
+/// Delete many users in one transaction (`user:delete`): all existing ones or none.
+#[utoipa::path(
+    put,
+    path = "/users/bulk/delete",
+    tag = "users",
+    request_body = BulkRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = BulkDeletedOut),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, description = "Would remove the last active admin, or a user is still referenced", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ValidationBody),
+    )
+)]
+pub async fn bulk_delete(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    JsonBody(req): JsonBody<BulkRequest>,
+) -> Result<Json<BulkDeletedOut>, ApiError> {
+    let outcome = users::bulk(&state.core, &caller, &bulk_ids(req)?, BulkAction::Delete).await?;
+    Ok(Json(BulkDeletedOut {
+        deleted: outcome.changed,
+        not_found: outcome.not_found,
+    }))
 }

@@ -1,5 +1,6 @@
 //! Table definitions. Entities never leave the service layer as JSON: the HTTP layer maps
 //! them to response types that leave out secrets such as `password_hash`.
 
+pub mod refresh_token;
 pub mod session;
 pub mod user;

@@ -5,13 +5,17 @@ use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
 
 mod m20260101_000001_users_and_sessions;
+mod m20260102_000001_refresh_tokens_and_profiles;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20260101_000001_users_and_sessions::Migration)]
+        vec![
+            Box::new(m20260101_000001_users_and_sessions::Migration),
+            Box::new(m20260102_000001_refresh_tokens_and_profiles::Migration),
+        ]
     }
 }
 
