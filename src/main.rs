@@ -1,4 +1,5 @@
-//! The `users-api` command: serve (the default), migrate, create-admin, openapi, healthcheck.
+//! The `users-api` command: serve (the default), migrate, create-admin, seed-rbac, openapi,
+//! healthcheck.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -40,6 +41,9 @@ enum Command {
         #[arg(long)]
         username: Option<String>,
     },
+    /// Create whatever is missing of the built-in roles and permissions (idempotent; never
+    /// changes or removes what exists).
+    SeedRbac,
     /// Print the OpenAPI document.
     Openapi,
     /// Exit 0 when the service answers 200 at its liveness URL, 1 otherwise (for container
@@ -100,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Migrate { action } => migrate(&settings, action).await,
         Command::CreateAdmin { email, username } => create_admin(settings, &email, username.as_deref()).await,
+        Command::SeedRbac => seed_rbac(&settings).await,
         Command::Openapi | Command::Healthcheck { .. } => Ok(()),
     }
 }
@@ -126,6 +131,20 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<(
     for migration in Migrator::get_migration_with_status(&db).await? {
         println!("{:<10} {}", format!("{:?}", migration.status()), migration.name());
     }
+    Ok(())
+}
+
+async fn seed_rbac(settings: &Settings) -> anyhow::Result<()> {
+    let db = startup::connect(settings).await?;
+    if settings.auto_migrate {
+        Migrator::up(&db, None)
+            .await
+            .context("applying database migrations")?;
+    }
+    users_api::store::rbac::seed_catalogue(&db)
+        .await
+        .context("seeding roles and permissions")?;
+    println!("built-in roles and permissions are in place");
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod email;
 mod errors;
 mod password;
 pub mod profile;
+pub mod rbac;
 mod username;
 
 pub use email::Email;

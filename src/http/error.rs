@@ -132,6 +132,14 @@ impl IntoResponse for ApiError {
                 ServiceError::Duplicate(Conflict::Username) => {
                     detail(StatusCode::CONFLICT, "A user with this username already exists")
                 }
+                ServiceError::Duplicate(Conflict::Name(what)) => detail(
+                    StatusCode::CONFLICT,
+                    format!("A {what} with this name already exists"),
+                ),
+                ServiceError::NameTaken => detail(StatusCode::CONFLICT, "The value is already taken"),
+                ServiceError::NotFoundId(what, id) => {
+                    detail(StatusCode::NOT_FOUND, format!("{what} {id} not found"))
+                }
                 ServiceError::Conflict(message) => detail(StatusCode::CONFLICT, message),
                 ServiceError::Forbidden(message) => detail(StatusCode::FORBIDDEN, message),
                 ServiceError::BadRequest(message) => detail(StatusCode::BAD_REQUEST, message),

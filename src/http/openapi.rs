@@ -24,6 +24,7 @@ use super::AppState;
         (name = "auth", description = "Registration, login and tokens"),
         (name = "users", description = "Reading and managing users"),
         (name = "profile", description = "Your profile and preferences, and public profiles"),
+        (name = "rbac", description = "Roles, permissions and assignments"),
     )
 )]
 struct ApiDoc;

@@ -7,7 +7,7 @@ use crate::auth::{hash_refresh_token, new_refresh_token};
 use crate::domain::{Email, Password, SecretString, Username};
 use crate::store::entities::session::Model as Session;
 use crate::store::entities::user::Model as User;
-use crate::store::{self, sessions, users};
+use crate::store::{self, rbac, sessions, users};
 
 /// A registration that passed parsing.
 #[derive(Debug)]
@@ -49,8 +49,9 @@ pub async fn create_user(
     is_admin: bool,
 ) -> Result<User, ServiceError> {
     let password_hash = core.hasher.hash(account.password.secret()).await?;
+    let txn = core.db.begin().await?;
     let user = users::insert(
-        &core.db,
+        &txn,
         users::NewUser {
             email: account.email.as_str().to_owned(),
             username: account.username.map(|u| u.as_str().to_owned()),
@@ -62,6 +63,8 @@ pub async fn create_user(
         core.clock.now(),
     )
     .await?;
+    rbac::grant_default_roles(&txn, user.id).await?;
+    txn.commit().await?;
     tracing::info!(user_id = user.id, "user registered");
     Ok(user)
 }
@@ -215,5 +218,6 @@ pub async fn authenticate(core: &Core, token: &str) -> Result<Caller, ServiceErr
     if Some(user.id) != claims.user_id() || !live || !user.is_active {
         return Err(INVALID);
     }
-    Ok(Caller::new(user, session.id, Vec::new()))
+    let (roles, permissions) = rbac::resolve(&core.db, user.id).await?;
+    Ok(Caller::new(user, session.id, roles, permissions))
 }

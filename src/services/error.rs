@@ -7,6 +7,8 @@ use crate::domain::FieldErrors;
 pub enum Conflict {
     Email,
     Username,
+    /// A role or permission name.
+    Name(&'static str),
 }
 
 /// What went wrong in a use case, in terms each API surface can render its own way.
@@ -16,8 +18,14 @@ pub enum ServiceError {
     Validation(FieldErrors),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A referenced id (in a request body) that does not exist.
+    #[error("{0} {1} not found")]
+    NotFoundId(&'static str, i64),
     #[error("duplicate {0:?}")]
     Duplicate(Conflict),
+    /// Some other unique value was taken; [`ServiceError::named`] says which.
+    #[error("name already taken")]
+    NameTaken,
     /// A rule forbids the operation in the current state (e.g. removing the last admin).
     #[error("{0}")]
     Conflict(&'static str),
@@ -39,6 +47,16 @@ pub enum ServiceError {
     Internal(#[from] anyhow::Error),
 }
 
+impl ServiceError {
+    /// Names the kind of record a unique-name violation was about (`role`, `permission`).
+    pub fn named(self, what: &'static str) -> Self {
+        match self {
+            Self::Duplicate(_) | Self::NameTaken => Self::Duplicate(Conflict::Name(what)),
+            other => other,
+        }
+    }
+}
+
 impl From<DbErr> for ServiceError {
     fn from(err: DbErr) -> Self {
         if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
@@ -50,6 +68,7 @@ impl From<DbErr> for ServiceError {
             if message.contains("email") {
                 return Self::Duplicate(Conflict::Email);
             }
+            return Self::NameTaken;
         }
         if let Some(SqlErr::ForeignKeyConstraintViolation(_)) = err.sql_err() {
             return Self::Conflict("The record is still referenced by other data");

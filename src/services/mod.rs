@@ -5,6 +5,7 @@ pub mod accounts;
 mod error;
 pub mod policy;
 pub mod profiles;
+pub mod rbac;
 pub mod users;
 
 use chrono::TimeDelta;

@@ -35,7 +35,9 @@ impl Permission {
 pub struct Caller {
     pub user: User,
     pub session_id: String,
-    /// Names of the permissions granted to the caller through roles.
+    /// Names of the caller's roles.
+    pub roles: Vec<String>,
+    /// `resource:action` of every permission the caller's roles grant.
     permissions: Vec<String>,
 }
 
@@ -49,12 +51,23 @@ pub enum Access {
 }
 
 impl Caller {
-    pub fn new(user: User, session_id: String, permissions: Vec<String>) -> Self {
+    pub fn new(user: User, session_id: String, roles: Vec<String>, permissions: Vec<String>) -> Self {
         Self {
             user,
             session_id,
+            roles,
             permissions,
         }
+    }
+
+    /// The caller's effective permissions, `admin:all` included when the `is_admin` flag is set.
+    pub fn permissions(&self) -> Vec<String> {
+        let mut all = self.permissions.clone();
+        if self.user.is_admin && !all.iter().any(|p| p == Permission::AdminAll.name()) {
+            all.push(Permission::AdminAll.name().to_owned());
+            all.sort();
+        }
+        all
     }
 
     pub fn id(&self) -> i64 {

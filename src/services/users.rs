@@ -68,7 +68,10 @@ pub async fn update(
     let user = users::find(&core.db, id)
         .await?
         .ok_or(ServiceError::NotFound("User"))?;
-    if is_self && (changes.is_active == Some(false) || changes.is_admin == Some(false)) && user.is_admin {
+    if is_self
+        && (changes.is_active == Some(false) || changes.is_admin == Some(false))
+        && caller.has(Permission::AdminAll)
+    {
         return Err(ServiceError::Forbidden(
             "Administrators cannot deactivate or demote themselves".into(),
         ));
@@ -90,9 +93,6 @@ pub async fn update(
         }
     }
 
-    let removes_admin = user.is_admin
-        && user.is_active
-        && (changes.is_admin == Some(false) || changes.is_active == Some(false));
     let new_hash = match &changes.password {
         Some(p) => Some(core.hasher.hash(p.secret()).await?),
         None => None,
@@ -113,11 +113,7 @@ pub async fn update(
 
     let now = core.clock.now();
     let txn = core.db.begin().await?;
-    if removes_admin && users::count_active_admins(&txn).await? <= 1 {
-        return Err(ServiceError::Conflict(
-            "The last active administrator cannot be removed",
-        ));
-    }
+    let admins_before = users::count_active_admins(&txn).await?;
     if let Some(keep) = end_sessions {
         sessions::revoke_for_users(&txn, &[id], keep, now).await?;
     }
@@ -143,8 +139,23 @@ pub async fn update(
         row.is_admin = Set(admin);
     }
     let updated = users::update(&txn, row, now).await?;
+    ensure_an_admin_remains(&txn, admins_before).await?;
     txn.commit().await?;
     Ok(updated)
+}
+
+/// Refuses a change (the caller drops the transaction, rolling it back) that left no active
+/// administrator where there was one.
+pub(crate) async fn ensure_an_admin_remains(
+    txn: &impl sea_orm::ConnectionTrait,
+    before: u64,
+) -> Result<(), ServiceError> {
+    if before > 0 && users::count_active_admins(txn).await? == 0 {
+        return Err(ServiceError::Conflict(
+            "The last active administrator cannot be removed",
+        ));
+    }
+    Ok(())
 }
 
 /// Creates a user with chosen flags (`user:write`; `is_admin` needs `admin:all`).
@@ -229,14 +240,7 @@ pub async fn bulk(
     let found = users::find_many(&txn, &ids).await?;
     let existing: Vec<i64> = found.iter().map(|u| u.id).collect();
     let not_found: Vec<i64> = ids.iter().copied().filter(|id| !existing.contains(id)).collect();
-    if action != BulkAction::Activate {
-        let removed_admins = found.iter().filter(|u| u.is_admin && u.is_active).count() as u64;
-        if removed_admins > 0 && users::count_active_admins(&txn).await? <= removed_admins {
-            return Err(ServiceError::Conflict(
-                "The last active administrator cannot be removed",
-            ));
-        }
-    }
+    let admins_before = users::count_active_admins(&txn).await?;
     let changed = match action {
         BulkAction::Activate => users::set_active_many(&txn, &existing, true, now).await?,
         BulkAction::Deactivate => {
@@ -245,6 +249,7 @@ pub async fn bulk(
         }
         BulkAction::Delete => users::delete_many(&txn, &existing).await?,
     };
+    ensure_an_admin_remains(&txn, admins_before).await?;
     txn.commit().await?;
     tracing::info!(by = caller.id(), ?action, changed, "bulk user operation");
     Ok(BulkOutcome { changed, not_found })
@@ -254,21 +259,17 @@ pub async fn bulk(
 /// last active administrator cannot be deleted at all.
 pub async fn delete(core: &Core, caller: &Caller, id: i64) -> Result<(), ServiceError> {
     caller.require_self_or(id, Permission::UserDelete)?;
-    let txn = core.db.begin().await?;
-    let user = users::find(&txn, id)
-        .await?
-        .ok_or(ServiceError::NotFound("User"))?;
-    if user.is_admin && id == caller.id() {
+    if id == caller.id() && caller.has(Permission::AdminAll) {
         return Err(ServiceError::Forbidden(
             "Administrators cannot delete themselves".into(),
         ));
     }
-    if user.is_admin && user.is_active && users::count_active_admins(&txn).await? <= 1 {
-        return Err(ServiceError::Conflict(
-            "The last active administrator cannot be removed",
-        ));
+    let txn = core.db.begin().await?;
+    let admins_before = users::count_active_admins(&txn).await?;
+    if !users::delete(&txn, id).await? {
+        return Err(ServiceError::NotFound("User"));
     }
-    users::delete(&txn, id).await?;
+    ensure_an_admin_remains(&txn, admins_before).await?;
     txn.commit().await?;
     tracing::info!(user_id = id, by = caller.id(), "user deleted");
     Ok(())

@@ -2,6 +2,7 @@
 
 pub mod entities;
 pub mod migrations;
+pub mod rbac;
 pub mod sessions;
 pub mod users;
 

@@ -1,7 +1,7 @@
 //! Queries on `users`.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -73,6 +73,8 @@ pub struct ListFilter {
     pub search: Option<String>,
     pub active_only: bool,
     pub is_admin: Option<bool>,
+    /// Holders of the role with this name.
+    pub role: Option<String>,
     pub sort: Option<(SortKey, bool)>,
 }
 
@@ -95,6 +97,19 @@ fn condition(filter: &ListFilter) -> Condition {
     }
     if let Some(admin) = filter.is_admin {
         cond = cond.add(Column::IsAdmin.eq(admin));
+    }
+    if let Some(role) = &filter.role {
+        let (ur, r) = (Alias::new("user_roles"), Alias::new("roles"));
+        let holders = Query::select()
+            .column((ur.clone(), Alias::new("user_id")))
+            .from(ur.clone())
+            .inner_join(
+                r.clone(),
+                Expr::col((r.clone(), Alias::new("id"))).equals((ur, Alias::new("role_id"))),
+            )
+            .and_where(Expr::col((r, Alias::new("name"))).eq(role.as_str()))
+            .to_owned();
+        cond = cond.add(Column::Id.in_subquery(holders));
     }
     cond
 }
@@ -196,10 +211,35 @@ pub async fn delete_many(db: &impl ConnectionTrait, ids: &[i64]) -> Result<u64, 
         .rows_affected)
 }
 
+/// Active users with administrator rights: the `is_admin` flag, or a role granting `admin:all`.
 pub async fn count_active_admins(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    let (ur, rp, p) = (
+        Alias::new("user_roles"),
+        Alias::new("role_permissions"),
+        Alias::new("permissions"),
+    );
+    let via_role = Query::select()
+        .expr(Expr::val(1))
+        .from(ur.clone())
+        .inner_join(
+            rp.clone(),
+            Expr::col((rp.clone(), Alias::new("role_id"))).equals((ur.clone(), Alias::new("role_id"))),
+        )
+        .inner_join(
+            p.clone(),
+            Expr::col((p.clone(), Alias::new("id"))).equals((rp, Alias::new("permission_id"))),
+        )
+        .and_where(Expr::col((ur, Alias::new("user_id"))).equals((Users, Column::Id)))
+        .and_where(Expr::col((p.clone(), Alias::new("resource"))).eq("admin"))
+        .and_where(Expr::col((p, Alias::new("action"))).eq("all"))
+        .to_owned();
     Users::find()
-        .filter(Column::IsAdmin.eq(true))
         .filter(Column::IsActive.eq(true))
+        .filter(
+            Condition::any()
+                .add(Column::IsAdmin.eq(true))
+                .add(Expr::exists(via_role)),
+        )
         .count(db)
         .await
 }

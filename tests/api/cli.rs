@@ -319,3 +319,95 @@ fn healthcheck_exits_zero_only_when_the_service_is_alive() {
         .unwrap();
     assert!(!down.status.success());
 }
+
+#[test]
+fn seed_rbac_is_idempotent_and_restores_a_deleted_builtin_role() {
+    let scratch = Scratch::new();
+    for _ in 0..2 {
+        let out = scratch.command().arg("seed-rbac").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut child = scratch
+        .command()
+        .args(["create-admin", "--email", "root@example.com"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"admin-password-123\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let roles = |base: String| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .post(format!("{base}/auth/login"))
+                .form(&[
+                    ("username", "root@example.com"),
+                    ("password", "admin-password-123"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let token = r.json::<serde_json::Value>().await.unwrap()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let roles: serde_json::Value = client
+                .get(format!("{base}/rbac/roles"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (token, roles)
+        }
+    };
+
+    let server = serve(&scratch, &[]);
+    rt.block_on(async {
+        let (token, roles) = roles(server.base.clone()).await;
+        assert_eq!(
+            roles.as_array().unwrap().len(),
+            3,
+            "seeding twice created no duplicates"
+        );
+        let r = client
+            .delete(format!("{}/rbac/roles/2", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    });
+    drop(server);
+
+    let out = scratch.command().arg("seed-rbac").output().unwrap();
+    assert!(out.status.success());
+    let server = serve(&scratch, &[]);
+    rt.block_on(async {
+        let (_, roles) = roles(server.base.clone()).await;
+        let moderator = roles
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "moderator")
+            .expect("moderator is back");
+        let perms: Vec<&str> = moderator["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(perms, ["user:read", "user:write"]);
+    });
+}

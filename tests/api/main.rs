@@ -14,6 +14,7 @@ mod errors;
 mod health;
 mod migrations;
 mod profile;
+mod rbac;
 mod sessions;
 mod tokens;
 mod users;

@@ -1,10 +1,11 @@
-//! The native API (FastAPI generation): `/auth`, `/users`, `/profile`, health and service
+//! The native API (FastAPI generation): `/auth`, `/users`, `/profile`, `/rbac`, health and service
 //! information.
 
 pub mod auth;
 pub mod health;
 mod parse;
 pub mod profile;
+pub mod rbac;
 pub mod schemas;
 pub mod users;
 
@@ -52,4 +53,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(profile::remove_avatar))
         .routes(routes!(profile::remove_avatar_me))
         .routes(routes!(profile::public_profile))
+        .routes(routes!(rbac::create_permission, rbac::list_permissions))
+        .routes(routes!(
+            rbac::get_permission,
+            rbac::update_permission,
+            rbac::delete_permission
+        ))
+        .routes(routes!(rbac::create_role, rbac::list_roles))
+        .routes(routes!(rbac::get_role, rbac::update_role, rbac::delete_role))
+        .routes(routes!(rbac::assign_roles, rbac::user_roles))
+        .routes(routes!(rbac::remove_user_role))
+        .routes(routes!(rbac::users_with_roles))
+        .routes(routes!(rbac::check_permission))
+        .routes(routes!(rbac::my_permissions))
 }

@@ -129,3 +129,29 @@ fn blank_or(raw: &str, parse: fn(&str) -> Result<String, FieldError>) -> Result<
         parse(raw).map(Some)
     }
 }
+
+/// An optional description: at most 1000 characters, blank becomes `None`.
+pub fn description(raw: &str) -> Result<Option<String>, FieldError> {
+    parse_text(raw, 1000)
+}
+
+/// `skip` (≥ 0, default 0) and `limit` (1–1000, default 100) of a list.
+pub fn page(skip: Option<i64>, limit: Option<i64>) -> Result<(u64, u64), ApiError> {
+    let mut errors = FieldErrors::new();
+    let skip = skip.unwrap_or(0);
+    if skip < 0 {
+        errors.push(
+            "skip",
+            FieldError::new("Input should be greater than or equal to 0", "greater_than_equal"),
+        );
+    }
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        errors.push(
+            "limit",
+            FieldError::new("Input should be between 1 and 1000", "range"),
+        );
+    }
+    errors.finish().map_err(ApiError::query)?;
+    Ok((skip.unsigned_abs(), limit.unsigned_abs()))
+}

@@ -118,8 +118,10 @@ pub struct ListUsersQuery {
     pub search: Option<String>,
     /// Only active users.
     pub active_only: Option<bool>,
-    /// Only admins (`true`) or only non-admins (`false`).
+    /// Only admins (`true`) or only non-admins (`false`), by the `is_admin` flag.
     pub is_admin: Option<bool>,
+    /// Only holders of the role with this name.
+    pub role: Option<String>,
     /// `id`, `email`, `username`, `full_name`, `created_at` or `last_login_at`; a leading `-`
     /// sorts descending.
     pub sort: Option<String>,
@@ -336,4 +338,141 @@ pub struct Preferences {
     notifications_sms: Option<bool>,
     /// Whether `GET /profile/{user_id}` shows your profile to everyone.
     privacy_public_profile: Option<bool>,
+}
+
+/// `skip`/`limit` paging of a list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// How many items to skip (default 0).
+    #[param(minimum = 0)]
+    pub skip: Option<i64>,
+    /// Page size (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PermissionOut {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub resource: String,
+    pub action: String,
+}
+
+impl From<crate::store::entities::permission::Model> for PermissionOut {
+    fn from(p: crate::store::entities::permission::Model) -> Self {
+        Self {
+            id: p.id,
+            name: p.name,
+            description: p.description,
+            resource: p.resource,
+            action: p.action,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RoleOut {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub is_default: bool,
+    pub permissions: Vec<PermissionOut>,
+}
+
+impl From<crate::services::rbac::RoleWithPermissions> for RoleOut {
+    fn from(r: crate::services::rbac::RoleWithPermissions) -> Self {
+        Self {
+            id: r.role.id,
+            name: r.role.name,
+            description: r.role.description,
+            is_default: r.role.is_default,
+            permissions: r.permissions.into_iter().map(PermissionOut::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreatePermissionRequest {
+    #[schema(required = true, example = "manage_posts")]
+    pub name: Option<String>,
+    pub description: Option<String>,
+    #[schema(required = true, example = "post")]
+    pub resource: Option<String>,
+    #[schema(required = true, example = "manage")]
+    pub action: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct UpdatePermissionRequest {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    pub resource: Option<String>,
+    pub action: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateRoleRequest {
+    #[schema(required = true, example = "content_editor")]
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Given to every new user (default `false`).
+    pub is_default: Option<bool>,
+    #[schema(example = json!([1, 2, 3]))]
+    pub permission_ids: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct UpdateRoleRequest {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    pub is_default: Option<bool>,
+    /// Replaces the role's permissions.
+    pub permission_ids: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AssignRolesRequest {
+    /// Optional; must equal the id in the path when given.
+    pub user_id: Option<i64>,
+    #[schema(required = true, example = json!([1]))]
+    pub role_ids: Option<Vec<i64>>,
+}
+
+/// A user with their roles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserWithRolesOut {
+    #[serde(flatten)]
+    pub user: UserOut,
+    pub roles: Vec<RoleOut>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CheckPermissionRequest {
+    #[schema(required = true, example = "user")]
+    pub resource: Option<String>,
+    #[schema(required = true, example = "read")]
+    pub action: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckPermissionOut {
+    pub resource: String,
+    pub action: String,
+    pub allowed: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyPermissionsOut {
+    /// Names of your roles.
+    pub roles: Vec<String>,
+    /// Your effective permissions as `resource:action`.
+    #[schema(example = json!(["user:read"]))]
+    pub permissions: Vec<String>,
 }

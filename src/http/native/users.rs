@@ -42,56 +42,44 @@ pub async fn list_users(
 }
 
 fn list_params(q: ListUsersQuery) -> Result<(ListFilter, u64, u64), ApiError> {
-    let mut errors = FieldErrors::new();
-    let skip = q.skip.unwrap_or(0);
-    if skip < 0 {
-        errors.push(
-            "skip",
-            FieldError::new("Input should be greater than or equal to 0", "greater_than_equal"),
-        );
-    }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=users::MAX_PAGE as i64).contains(&limit) {
-        errors.push(
-            "limit",
-            FieldError::new("Input should be between 1 and 1000", "range"),
-        );
-    }
-    let sort = q.sort.as_deref().and_then(|raw| {
-        let (descending, name) = match raw.strip_prefix('-') {
-            Some(name) => (true, name),
-            None => (false, raw),
-        };
-        let key = match name {
-            "id" => SortKey::Id,
-            "email" => SortKey::Email,
-            "username" => SortKey::Username,
-            "full_name" => SortKey::FullName,
-            "created_at" => SortKey::CreatedAt,
-            "last_login_at" => SortKey::LastLoginAt,
-            _ => {
-                errors.push(
-                    "sort",
-                    FieldError::new(
-                        "Sort by id, email, username, full_name, created_at or last_login_at, with an optional leading '-'",
-                        "enum",
-                    ),
-                );
-                return None;
-            }
-        };
-        Some((key, descending))
-    });
-    if !errors.is_empty() {
-        return Err(ApiError::query(errors));
-    }
+    let (skip, limit) = parse::page(q.skip, q.limit)?;
+    let sort = match q.sort.as_deref() {
+        None => None,
+        Some(raw) => {
+            let (descending, name) = match raw.strip_prefix('-') {
+                Some(name) => (true, name),
+                None => (false, raw),
+            };
+            let key = match name {
+                "id" => SortKey::Id,
+                "email" => SortKey::Email,
+                "username" => SortKey::Username,
+                "full_name" => SortKey::FullName,
+                "created_at" => SortKey::CreatedAt,
+                "last_login_at" => SortKey::LastLoginAt,
+                _ => {
+                    let mut errors = FieldErrors::new();
+                    errors.push(
+                        "sort",
+                        FieldError::new(
+                            "Sort by id, email, username, full_name, created_at or last_login_at, with an optional leading '-'",
+                            "enum",
+                        ),
+                    );
+                    return Err(ApiError::query(errors));
+                }
+            };
+            Some((key, descending))
+        }
+    };
     let filter = ListFilter {
         search: q.search,
         active_only: q.active_only.unwrap_or(false),
         is_admin: q.is_admin,
+        role: q.role.filter(|r| !r.trim().is_empty()),
         sort,
     };
-    Ok((filter, skip.unsigned_abs(), limit.unsigned_abs()))
+    Ok((filter, skip, limit))
 }
 
 /// Your own user.

@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20260101_000001_users_and_sessions;
 mod m20260102_000001_refresh_tokens_and_profiles;
+mod m20260103_000001_rbac;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20260101_000001_users_and_sessions::Migration),
             Box::new(m20260102_000001_refresh_tokens_and_profiles::Migration),
+            Box::new(m20260103_000001_rbac::Migration),
         ]
     }
 }
