@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod import;
 pub mod services;
 pub mod startup;
 pub mod store;

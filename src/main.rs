@@ -1,5 +1,5 @@
-//! The `users-api` command: serve (the default), migrate, create-admin, seed-rbac, openapi,
-//! healthcheck.
+//! The `users-api` command: serve (the default), migrate, create-admin, seed-rbac, import,
+//! openapi, healthcheck.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -41,6 +41,18 @@ enum Command {
         #[arg(long)]
         username: Option<String>,
     },
+    /// Import the users of a UserVault (Flask) or QuizApp (FastAPI) database, keeping their
+    /// password hashes. Idempotent; writes nothing on --dry-run or on error.
+    Import {
+        /// The source database URL (sqlite://…, postgres://…, mysql://…).
+        #[arg(long = "from", value_name = "URL")]
+        from: String,
+        #[arg(long, value_enum, default_value_t = ImportFormat::Auto)]
+        format: ImportFormat,
+        /// Report what would be imported without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Create whatever is missing of the built-in roles and permissions (idempotent; never
     /// changes or removes what exists).
     SeedRbac,
@@ -53,6 +65,16 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ImportFormat {
+    /// Detect from the tables present.
+    Auto,
+    /// Table `user` (id, username, email, password_hash).
+    Uservault,
+    /// Table `users` of the FastAPI service.
+    Quizapp,
 }
 
 #[derive(Subcommand)]
@@ -105,6 +127,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { action } => migrate(&settings, action).await,
         Command::CreateAdmin { email, username } => create_admin(settings, &email, username.as_deref()).await,
         Command::SeedRbac => seed_rbac(&settings).await,
+        Command::Import {
+            from,
+            format,
+            dry_run,
+        } => import(settings, &from, format, dry_run).await,
         Command::Openapi | Command::Healthcheck { .. } => Ok(()),
     }
 }
@@ -130,6 +157,54 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<(
     }
     for migration in Migrator::get_migration_with_status(&db).await? {
         println!("{:<10} {}", format!("{:?}", migration.status()), migration.name());
+    }
+    Ok(())
+}
+
+async fn import(settings: Settings, from: &str, format: ImportFormat, dry_run: bool) -> anyhow::Result<()> {
+    let db = startup::connect(&settings).await?;
+    if settings.auto_migrate {
+        Migrator::up(&db, None)
+            .await
+            .context("applying database migrations")?;
+    }
+    let core = startup::core(&settings, db, Clock::system())?;
+    let format = match format {
+        ImportFormat::Auto => None,
+        ImportFormat::Uservault => Some(users_api::import::Format::UserVault),
+        ImportFormat::Quizapp => Some(users_api::import::Format::QuizApp),
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} users {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let (format, report) = users_api::import::run(&core, from, format, dry_run, &progress).await?;
+    bar.finish_and_clear();
+    println!(
+        "{} users read ({format:?} format): {} imported, {} skipped{}",
+        report.read,
+        report.imported,
+        report.skipped.len(),
+        if dry_run {
+            " (dry run: nothing was written)"
+        } else {
+            ""
+        }
+    );
+    if report.dropped_fields > 0 {
+        println!("{} invalid profile values were left out", report.dropped_fields);
+    }
+    for (row, reason) in &report.skipped {
+        println!("skipped {row}: {reason}");
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Credentials: password hashing and access tokens.
 
+pub mod legacy;
 pub mod password;
 pub mod token;
 

@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
+
+use super::legacy;
 use tokio::sync::Semaphore;
 
 use crate::domain::SecretString;
@@ -57,11 +59,17 @@ impl PasswordHasher {
     /// Checks `password` against `stored`; with `None` (no such user) it verifies against the
     /// dummy hash and answers `false`, taking the same time.
     pub async fn verify(&self, password: &SecretString, stored: Option<String>) -> anyhow::Result<bool> {
+        Ok(self.check(password, stored).await? != Verified::No)
+    }
+
+    /// Like [`verify`](Self::verify), also telling whether a matching hash should be replaced
+    /// (a legacy format, or Argon2 with other parameters than ours).
+    pub async fn check(&self, password: &SecretString, stored: Option<String>) -> anyhow::Result<Verified> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let password = password.clone();
-        let matched = self.run(move || verify_phc(password.expose(), &hash)).await?;
-        Ok(known && matched)
+        let verified = self.run(move || verify_any(password.expose(), &hash)).await?;
+        Ok(if known { verified } else { Verified::No })
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
@@ -75,9 +83,39 @@ impl PasswordHasher {
     }
 }
 
-/// Verifies a PHC-format Argon2 hash. An unparsable hash never matches.
-fn verify_phc(password: &str, hash: &str) -> bool {
-    argon2().verify_password(password.as_bytes(), hash).is_ok()
+/// The outcome of checking a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    No,
+    Yes,
+    /// It matched, and the stored hash should be replaced by a fresh Argon2id one.
+    YesRehash,
+}
+
+/// Verifies a stored hash of any supported format. An unparsable hash never matches.
+fn verify_any(password: &str, hash: &str) -> Verified {
+    if let Ok(parsed) = PasswordHash::new(hash)
+        && parsed.algorithm.as_str().starts_with("argon2")
+    {
+        if argon2().verify_password(password.as_bytes(), &parsed).is_err() {
+            return Verified::No;
+        }
+        let ours = parsed.algorithm.as_str() == "argon2id"
+            && Params::try_from(&parsed).is_ok_and(|p| {
+                (p.m_cost(), p.t_cost(), p.p_cost())
+                    == (
+                        Params::DEFAULT_M_COST,
+                        Params::DEFAULT_T_COST,
+                        Params::DEFAULT_P_COST,
+                    )
+            });
+        return if ours { Verified::Yes } else { Verified::YesRehash };
+    }
+    if legacy::verify(password, hash) {
+        Verified::YesRehash
+    } else {
+        Verified::No
+    }
 }
 
 #[cfg(test)]

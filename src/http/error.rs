@@ -105,14 +105,22 @@ fn invalid(errors: Vec<FieldError>) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
 }
 
-/// Logs what the client will not see and returns the status it will.
-pub(crate) fn internal(err: &anyhow::Error) -> Response {
+/// Logs, with its whole cause chain, an error the client only sees as a plain 500.
+pub(crate) fn log_internal(err: &anyhow::Error) {
     tracing::error!(error = format!("{err:#}"), "internal error");
+}
+
+pub(crate) fn log_unavailable(err: &dyn std::error::Error) {
+    tracing::warn!(error = %err, "database unavailable");
+}
+
+pub(crate) fn internal(err: &anyhow::Error) -> Response {
+    log_internal(err);
     detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
 }
 
-pub(crate) fn unavailable(err: &dyn std::error::Error) -> Response {
-    tracing::warn!(error = %err, "database unavailable");
+fn unavailable(err: &dyn std::error::Error) -> Response {
+    log_unavailable(err);
     let mut response = detail(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable");
     response
         .headers_mut()

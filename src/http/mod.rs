@@ -1,6 +1,7 @@
 //! The HTTP edge: routing, middleware, extractors and error mapping. Handlers extract, call a
 //! service and map the result; they decide nothing.
 
+pub mod compat;
 pub mod error;
 pub mod extract;
 pub mod native;
@@ -50,13 +51,13 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application: both API surfaces, documentation and middleware.
 pub fn app(state: AppState) -> Router {
-    let (router, api) = native::router().split_for_parts();
+    let (router, api) = native::router().merge(compat::router()).split_for_parts();
     let api = openapi::finish(api);
     let limits = state.limits.clone();
     router
         .merge(openapi::docs_router(api))
-        .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -77,6 +78,23 @@ pub fn app(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
         )
         .with_state(state)
+}
+
+/// Unknown routes answer in the shape of the surface the path belongs to.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if compat::owns(uri.path()) {
+        compat::CompatError(ApiError::NotFound).into_response()
+    } else {
+        ApiError::NotFound.into_response()
+    }
+}
+
+async fn method_not_allowed(uri: axum::http::Uri) -> Response {
+    if compat::owns(uri.path()) {
+        compat::CompatError(ApiError::MethodNotAllowed).into_response()
+    } else {
+        ApiError::MethodNotAllowed.into_response()
+    }
 }
 
 /// One span per request: method, route template, request id and, once known, the user id.

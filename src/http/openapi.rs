@@ -25,6 +25,7 @@ use super::AppState;
         (name = "users", description = "Reading and managing users"),
         (name = "profile", description = "Your profile and preferences, and public profiles"),
         (name = "rbac", description = "Roles, permissions and assignments"),
+        (name = "compat", description = "The Flask generation's API (UserVault), served unchanged under /api"),
     )
 )]
 struct ApiDoc;
@@ -57,7 +58,9 @@ pub fn finish(paths: OpenApi) -> OpenApi {
 
 /// The document served at `/openapi.json`, as pretty JSON (for the `openapi` command).
 pub fn spec_json() -> String {
-    let (_, api) = super::native::router().split_for_parts();
+    let (_, api) = super::native::router()
+        .merge(super::compat::router())
+        .split_for_parts();
     finish(api).to_pretty_json().unwrap_or_default()
 }
 

@@ -1,8 +1,7 @@
 //! Registration, login and resolving a token back to its caller.
 
-use sea_orm::TransactionTrait;
-
 use super::{Caller, Core, ServiceError};
+use crate::auth::password::Verified;
 use crate::auth::{hash_refresh_token, new_refresh_token};
 use crate::domain::{Email, Password, SecretString, Username};
 use crate::store::entities::session::Model as Session;
@@ -49,9 +48,9 @@ pub async fn create_user(
     is_admin: bool,
 ) -> Result<User, ServiceError> {
     let password_hash = core.hasher.hash(account.password.secret()).await?;
-    let txn = core.db.begin().await?;
+    let txn = crate::store::begin(&core.db).await?;
     let user = users::insert(
-        &txn,
+        &*txn,
         users::NewUser {
             email: account.email.as_str().to_owned(),
             username: account.username.map(|u| u.as_str().to_owned()),
@@ -63,7 +62,7 @@ pub async fn create_user(
         core.clock.now(),
     )
     .await?;
-    rbac::grant_default_roles(&txn, user.id).await?;
+    rbac::grant_default_roles(&*txn, user.id).await?;
     txn.commit().await?;
     tracing::info!(user_id = user.id, "user registered");
     Ok(user)
@@ -80,20 +79,23 @@ pub async fn login(
     let user = users::find_by_login(&core.db, login).await?;
     // Verify even when the user is unknown (against a dummy hash): same time, same answer.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let matched = core.hasher.verify(password, stored).await?;
+    let verified = core.hasher.check(password, stored).await?;
     let user = match user {
-        Some(user) if matched => user,
+        Some(user) if verified != Verified::No => user,
         _ => return Err(ServiceError::InvalidCredentials),
     };
     if !user.is_active {
         return Err(ServiceError::InactiveUser);
     }
+    if verified == Verified::YesRehash {
+        upgrade_hash(core, &user, password).await;
+    }
     let now = core.clock.now();
     let expires_at = now + core.session_ttl;
     let (refresh_token, refresh_hash) = new_refresh_token();
-    let txn = core.db.begin().await?;
+    let txn = crate::store::begin(&core.db).await?;
     let session = sessions::insert(
-        &txn,
+        &*txn,
         sessions::NewSession {
             user_id: user.id,
             expires_at,
@@ -103,11 +105,26 @@ pub async fn login(
         now,
     )
     .await?;
-    sessions::insert_refresh(&txn, &session.id, refresh_hash, now, expires_at).await?;
-    users::set_last_login(&txn, user.id, now).await?;
+    sessions::insert_refresh(&*txn, &session.id, refresh_hash, now, expires_at).await?;
+    users::set_last_login(&*txn, user.id, now).await?;
     txn.commit().await?;
     tracing::info!(user_id = user.id, "login succeeded");
     issue(core, user.id, session.id, refresh_token)
+}
+
+/// Replaces an imported (or outdated) hash with Argon2id now that we know the password. A
+/// failure only means the upgrade waits for the next login.
+async fn upgrade_hash(core: &Core, user: &User, password: &SecretString) {
+    let result = async {
+        let hash = core.hasher.hash(password).await?;
+        users::set_password_hash(&core.db, user.id, &user.password_hash, &hash).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => tracing::info!(user_id = user.id, "password hash upgraded to Argon2id"),
+        Err(err) => tracing::warn!(user_id = user.id, error = %err, "could not upgrade password hash"),
+    }
 }
 
 fn issue(
@@ -146,10 +163,10 @@ pub async fn refresh(core: &Core, refresh_token: &str) -> Result<IssuedTokens, S
     let expires_at = now + core.session_ttl;
     if token.used_at.is_none() {
         // Spend it and store its successor together; whoever spends it first wins.
-        let txn = core.db.begin().await?;
-        if sessions::spend_refresh(&txn, token.id, now).await? {
-            sessions::insert_refresh(&txn, &session.id, new_hash, now, expires_at).await?;
-            sessions::touch(&txn, &session.id, now, expires_at).await?;
+        let txn = crate::store::begin(&core.db).await?;
+        if sessions::spend_refresh(&*txn, token.id, now).await? {
+            sessions::insert_refresh(&*txn, &session.id, new_hash, now, expires_at).await?;
+            sessions::touch(&*txn, &session.id, now, expires_at).await?;
             txn.commit().await?;
             return issue(core, session.user_id, session.id, new_token);
         }
@@ -171,9 +188,9 @@ pub async fn refresh(core: &Core, refresh_token: &str) -> Result<IssuedTokens, S
             "Refresh token was already used; the session has been revoked",
         ));
     }
-    let txn = core.db.begin().await?;
-    sessions::insert_refresh(&txn, &session.id, new_hash, now, expires_at).await?;
-    sessions::touch(&txn, &session.id, now, expires_at).await?;
+    let txn = crate::store::begin(&core.db).await?;
+    sessions::insert_refresh(&*txn, &session.id, new_hash, now, expires_at).await?;
+    sessions::touch(&*txn, &session.id, now, expires_at).await?;
     txn.commit().await?;
     issue(core, session.user_id, session.id, new_token)
 }

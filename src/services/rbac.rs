@@ -2,7 +2,7 @@
 //! next request of every affected user, on every replica: permissions are resolved from the
 //! database per request.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 
 use super::users::ensure_an_admin_remains;
 use super::{Caller, Core, Permission, ServiceError};
@@ -128,8 +128,8 @@ pub async fn update_permission(
             "The built-in admin:all permission cannot be renamed or changed",
         ));
     }
-    let txn = core.db.begin().await?;
-    let admins_before = users::count_active_admins(&txn).await?;
+    let txn = crate::store::begin(&core.db).await?;
+    let admins_before = users::count_active_admins(&*txn).await?;
     let mut row: permission::ActiveModel = current.into();
     if let Some(v) = changes.name {
         row.name = Set(v);
@@ -144,10 +144,10 @@ pub async fn update_permission(
         row.action = Set(v);
     }
     let updated = row
-        .update(&txn)
+        .update(&*txn)
         .await
         .map_err(|e| ServiceError::from(e).named("permission"))?;
-    ensure_an_admin_remains(&txn, admins_before).await?;
+    ensure_an_admin_remains(&*txn, admins_before).await?;
     txn.commit().await?;
     Ok(updated)
 }
@@ -163,10 +163,10 @@ pub async fn delete_permission(core: &Core, caller: &Caller, id: i64) -> Result<
             "The built-in admin:all permission cannot be deleted",
         ));
     }
-    let txn = core.db.begin().await?;
-    let admins_before = users::count_active_admins(&txn).await?;
-    rbac::delete_permission(&txn, id).await?;
-    ensure_an_admin_remains(&txn, admins_before).await?;
+    let txn = crate::store::begin(&core.db).await?;
+    let admins_before = users::count_active_admins(&*txn).await?;
+    rbac::delete_permission(&*txn, id).await?;
+    ensure_an_admin_remains(&*txn, admins_before).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -183,17 +183,17 @@ pub async fn create_role(
 ) -> Result<RoleWithPermissions, ServiceError> {
     caller.require(Permission::RbacWrite)?;
     let ids = require_permissions_exist(core, permission_ids).await?;
-    let txn = core.db.begin().await?;
+    let txn = crate::store::begin(&core.db).await?;
     let role = role::ActiveModel {
         name: Set(name),
         description: Set(description),
         is_default: Set(is_default),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(&*txn)
     .await
     .map_err(|e| ServiceError::from(e).named("role"))?;
-    rbac::set_role_permissions(&txn, role.id, &ids).await?;
+    rbac::set_role_permissions(&*txn, role.id, &ids).await?;
     txn.commit().await?;
     get_role_unchecked(core, role.id).await
 }
@@ -249,8 +249,8 @@ pub async fn update_role(
             ));
         }
     }
-    let txn = core.db.begin().await?;
-    let admins_before = users::count_active_admins(&txn).await?;
+    let txn = crate::store::begin(&core.db).await?;
+    let admins_before = users::count_active_admins(&*txn).await?;
     let mut row: role::ActiveModel = current.role.into();
     if let Some(v) = changes.name {
         row.name = Set(v);
@@ -261,13 +261,13 @@ pub async fn update_role(
     if let Some(v) = changes.is_default {
         row.is_default = Set(v);
     }
-    row.update(&txn)
+    row.update(&*txn)
         .await
         .map_err(|e| ServiceError::from(e).named("role"))?;
     if let Some(ids) = ids {
-        rbac::set_role_permissions(&txn, id, &ids).await?;
+        rbac::set_role_permissions(&*txn, id, &ids).await?;
     }
-    ensure_an_admin_remains(&txn, admins_before).await?;
+    ensure_an_admin_remains(&*txn, admins_before).await?;
     txn.commit().await?;
     get_role_unchecked(core, id).await
 }
@@ -283,10 +283,10 @@ pub async fn delete_role(core: &Core, caller: &Caller, id: i64) -> Result<(), Se
             "The built-in admin role cannot be deleted",
         ));
     }
-    let txn = core.db.begin().await?;
-    let admins_before = users::count_active_admins(&txn).await?;
-    rbac::delete_role(&txn, id).await?;
-    ensure_an_admin_remains(&txn, admins_before).await?;
+    let txn = crate::store::begin(&core.db).await?;
+    let admins_before = users::count_active_admins(&*txn).await?;
+    rbac::delete_role(&*txn, id).await?;
+    ensure_an_admin_remains(&*txn, admins_before).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -344,12 +344,12 @@ pub async fn remove_role(
     role_id: i64,
 ) -> Result<(), ServiceError> {
     caller.require(Permission::RbacWrite)?;
-    let txn = core.db.begin().await?;
-    let admins_before = users::count_active_admins(&txn).await?;
-    if !rbac::remove_user_role(&txn, user_id, role_id).await? {
+    let txn = crate::store::begin(&core.db).await?;
+    let admins_before = users::count_active_admins(&*txn).await?;
+    if !rbac::remove_user_role(&*txn, user_id, role_id).await? {
         return Err(ServiceError::NotFound("Role assignment"));
     }
-    ensure_an_admin_remains(&txn, admins_before).await?;
+    ensure_an_admin_remains(&*txn, admins_before).await?;
     txn.commit().await?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Reading, changing and deleting users, under the policy's rules.
 
-use sea_orm::{ActiveValue::Set, TransactionTrait};
+use sea_orm::ActiveValue::Set;
 
 use super::accounts::{self, NewAccount};
 use super::policy::Access;
@@ -40,8 +40,10 @@ pub struct UserChanges {
     pub username: Option<Option<Username>>,
     pub full_name: Option<Option<String>>,
     pub password: Option<Password>,
-    /// Required when users change their own password.
+    /// Checked when users change their own password and `require_current_password` is set.
     pub current_password: Option<SecretString>,
+    /// The native API asks users for their current password; the Flask-compatible API never did.
+    pub require_current_password: bool,
     pub is_active: Option<bool>,
     pub is_admin: Option<bool>,
 }
@@ -88,7 +90,7 @@ pub async fn update(
             errors.push("password", err);
             return Err(ServiceError::Validation(errors));
         }
-        if is_self {
+        if is_self && changes.require_current_password {
             verify_current_password(core, &user, changes.current_password.as_ref()).await?;
         }
     }
@@ -112,10 +114,10 @@ pub async fn update(
     };
 
     let now = core.clock.now();
-    let txn = core.db.begin().await?;
-    let admins_before = users::count_active_admins(&txn).await?;
+    let txn = crate::store::begin(&core.db).await?;
+    let admins_before = users::count_active_admins(&*txn).await?;
     if let Some(keep) = end_sessions {
-        sessions::revoke_for_users(&txn, &[id], keep, now).await?;
+        sessions::revoke_for_users(&*txn, &[id], keep, now).await?;
     }
     let mut row = users::edit(user);
     if let Some(email) = changes.email {
@@ -138,8 +140,8 @@ pub async fn update(
     if let Some(admin) = changes.is_admin {
         row.is_admin = Set(admin);
     }
-    let updated = users::update(&txn, row, now).await?;
-    ensure_an_admin_remains(&txn, admins_before).await?;
+    let updated = users::update(&*txn, row, now).await?;
+    ensure_an_admin_remains(&*txn, admins_before).await?;
     txn.commit().await?;
     Ok(updated)
 }
@@ -236,20 +238,20 @@ pub async fn bulk(
         ));
     }
     let now = core.clock.now();
-    let txn = core.db.begin().await?;
-    let found = users::find_many(&txn, &ids).await?;
+    let txn = crate::store::begin(&core.db).await?;
+    let found = users::find_many(&*txn, &ids).await?;
     let existing: Vec<i64> = found.iter().map(|u| u.id).collect();
     let not_found: Vec<i64> = ids.iter().copied().filter(|id| !existing.contains(id)).collect();
-    let admins_before = users::count_active_admins(&txn).await?;
+    let admins_before = users::count_active_admins(&*txn).await?;
     let changed = match action {
-        BulkAction::Activate => users::set_active_many(&txn, &existing, true, now).await?,
+        BulkAction::Activate => users::set_active_many(&*txn, &existing, true, now).await?,
         BulkAction::Deactivate => {
-            sessions::revoke_for_users(&txn, &existing, None, now).await?;
-            users::set_active_many(&txn, &existing, false, now).await?
+            sessions::revoke_for_users(&*txn, &existing, None, now).await?;
+            users::set_active_many(&*txn, &existing, false, now).await?
         }
-        BulkAction::Delete => users::delete_many(&txn, &existing).await?,
+        BulkAction::Delete => users::delete_many(&*txn, &existing).await?,
     };
-    ensure_an_admin_remains(&txn, admins_before).await?;
+    ensure_an_admin_remains(&*txn, admins_before).await?;
     txn.commit().await?;
     tracing::info!(by = caller.id(), ?action, changed, "bulk user operation");
     Ok(BulkOutcome { changed, not_found })
@@ -264,12 +266,12 @@ pub async fn delete(core: &Core, caller: &Caller, id: i64) -> Result<(), Service
             "Administrators cannot delete themselves".into(),
         ));
     }
-    let txn = core.db.begin().await?;
-    let admins_before = users::count_active_admins(&txn).await?;
-    if !users::delete(&txn, id).await? {
+    let txn = crate::store::begin(&core.db).await?;
+    let admins_before = users::count_active_admins(&*txn).await?;
+    if !users::delete(&*txn, id).await? {
         return Err(ServiceError::NotFound("User"));
     }
-    ensure_an_admin_remains(&txn, admins_before).await?;
+    ensure_an_admin_remains(&*txn, admins_before).await?;
     txn.commit().await?;
     tracing::info!(user_id = id, by = caller.id(), "user deleted");
     Ok(())

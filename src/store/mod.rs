@@ -107,7 +107,63 @@ pub fn is_unavailable(err: &DbErr) -> bool {
                 || text.contains("connection closed")
                 || text.contains("broken pipe")
                 || text.contains("error communicating with database")
+                // SQLite's busy timeout ran out: contention, worth a retry, not a bug.
+                || text.contains("database is locked")
         })
+}
+
+/// A transaction that is rolled back promptly when dropped uncommitted (an early return or `?`
+/// in a use case). sea-orm, through sqlx, otherwise defers that rollback until the pooled
+/// connection is next used, and on SQLite the write lock stays held until then, so unrelated
+/// writers time out.
+pub struct Tx(Option<sea_orm::DatabaseTransaction>);
+
+/// Starts a transaction; see [`Tx`].
+pub async fn begin(db: &DatabaseConnection) -> Result<Tx, DbErr> {
+    use sea_orm::TransactionTrait;
+    Ok(Tx(Some(db.begin().await?)))
+}
+
+impl Tx {
+    pub async fn commit(mut self) -> Result<(), DbErr> {
+        match self.0.take() {
+            Some(txn) => txn.commit().await,
+            None => Ok(()),
+        }
+    }
+
+    pub async fn rollback(mut self) -> Result<(), DbErr> {
+        match self.0.take() {
+            Some(txn) => txn.rollback().await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sea_orm::DatabaseTransaction;
+
+    fn deref(&self) -> &Self::Target {
+        match &self.0 {
+            Some(txn) => txn,
+            // Only commit, rollback and drop take the transaction, and they consume `self`.
+            None => unreachable!("transaction used after it ended"),
+        }
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if let Some(txn) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(err) = txn.rollback().await {
+                    tracing::warn!(error = %err, "rolling back a transaction failed");
+                }
+            });
+        }
+    }
 }
 
 #[cfg(test)]

@@ -165,6 +165,22 @@ pub async fn set_last_login(db: &impl ConnectionTrait, id: i64, now: DateTime<Ut
         .map(|_| ())
 }
 
+/// Replaces a password hash, only if it is still `old` (a concurrent change wins).
+pub async fn set_password_hash(
+    db: &impl ConnectionTrait,
+    id: i64,
+    old: &str,
+    new: &str,
+) -> Result<(), DbErr> {
+    Users::update_many()
+        .col_expr(Column::PasswordHash, Expr::value(new))
+        .filter(Column::Id.eq(id))
+        .filter(Column::PasswordHash.eq(old))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
 /// Deletes a user; their sessions go with them (foreign keys cascade).
 pub async fn delete(db: &impl ConnectionTrait, id: i64) -> Result<bool, DbErr> {
     Ok(Users::delete_by_id(id).exec(db).await?.rows_affected > 0)

@@ -130,3 +130,22 @@ backend_test!(
         }
     }
 );
+
+backend_test!(
+    async fn a_refused_operation_does_not_hold_up_the_writes_after_it(app) {
+        let admin = app.admin().await;
+        let moderator = app.user().await;
+        app.post_json(&format!("/rbac/users/{}/roles", moderator.id), Some(&admin.token), &json!({"role_ids": [2]})).await;
+        let m = Some(moderator.token.as_str());
+        for _ in 0..3 {
+            // Refused inside its transaction (the last admin), then rolled back.
+            let r = app.put_json("/users/bulk/deactivate", m, &json!({"user_ids": [admin.id]})).await;
+            assert_eq!(r.status(), StatusCode::CONFLICT);
+            let writes: Vec<_> = (0..4)
+                .map(|i| json!({"email": format!("w{i}-{}@example.com", app.unique()), "password": PASSWORD}))
+                .collect();
+            let statuses = futures::future::join_all(writes.iter().map(|b| app.post_json("/auth/register", None, b))).await;
+            assert!(statuses.iter().all(|r| r.status() == StatusCode::CREATED), "{:?}", statuses.iter().map(|r| r.status()).collect::<Vec<_>>());
+        }
+    }
+);

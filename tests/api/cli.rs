@@ -411,3 +411,41 @@ fn seed_rbac_is_idempotent_and_restores_a_deleted_builtin_role() {
         assert_eq!(perms, ["user:read", "user:write"]);
     });
 }
+
+#[test]
+fn import_reports_dry_runs_and_is_idempotent() {
+    let scratch = Scratch::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (source, path) = rt.block_on(crate::import::uservault_fixture());
+    let run = |extra: &[&str]| {
+        let out = scratch
+            .command()
+            .args(["import", "--from", &source])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dry = run(&["--dry-run"]);
+    assert!(
+        dry.contains("7 users read (UserVault format): 3 imported, 4 skipped (dry run: nothing was written)"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("skipped row 4 (not-an-email): invalid email"),
+        "{dry}"
+    );
+    let real = run(&["--format", "uservault"]);
+    assert!(real.contains("3 imported, 4 skipped\n"), "{real}");
+    let again = run(&[]);
+    assert!(again.contains("0 imported, 7 skipped"), "{again}");
+    let bad = scratch
+        .command()
+        .args(["import", "--from", "sqlite:///nonexistent/x.db"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("opening the source database"));
+    let _ = std::fs::remove_file(path);
+}

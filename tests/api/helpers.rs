@@ -105,6 +105,10 @@ where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    if let Ok(level) = std::env::var("TEST_LOG") {
+        // Set TEST_LOG=debug (or any filter) to see the applications' logs.
+        users_api::telemetry::init(&level, LogFormat::Pretty);
+    }
     let database = TestDatabase::create(backend).await?;
     before(database.url.clone()).await;
     let mut settings = Settings {

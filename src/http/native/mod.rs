@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod health;
 mod parse;
+pub use parse::page as parse_page;
 pub mod profile;
 pub mod rbac;
 pub mod schemas;

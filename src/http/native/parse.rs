@@ -84,6 +84,7 @@ fn collect_own(req: UpdateMeRequest, policy: &PasswordPolicy, errors: &mut Field
         full_name,
         password,
         current_password: req.current_password,
+        require_current_password: true,
         is_active: None,
         is_admin: None,
     }
