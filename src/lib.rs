@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod services;
+pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
