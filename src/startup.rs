@@ -147,8 +147,8 @@ impl Application {
     }
 }
 
-/// How long closing the pool may take at shutdown.
-const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long closing the pool may take at shutdown, on top of `SHUTDOWN_TIMEOUT_SECS`.
+const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Connects to the configured database.
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {

@@ -13,6 +13,7 @@ mod cli;
 mod errors;
 mod health;
 mod migrations;
+mod observability;
 mod profile;
 mod rbac;
 mod sessions;
