@@ -564,7 +564,7 @@ async fn readyz_answers_503_as_soon_as_shutdown_begins_while_requests_are_still_
     let scratch = Scratch::new();
     let mut server = serve(
         &scratch,
-        &[("HASH_CONCURRENCY", "1"), ("SHUTDOWN_DELAY_SECS", "3")],
+        &[("HASH_CONCURRENCY", "1"), ("SHUTDOWN_DELAY_SECS", "4")],
     );
     let client = reqwest::Client::new();
     let base = server.base.clone();
@@ -620,7 +620,7 @@ async fn readyz_answers_503_as_soon_as_shutdown_begins_while_requests_are_still_
         .unwrap();
     assert_eq!(late.status(), 200);
     assert!(
-        signalled.elapsed() < Duration::from_secs(3),
+        signalled.elapsed() < Duration::from_secs(4),
         "checked too late to prove anything"
     );
 
@@ -630,7 +630,7 @@ async fn readyz_answers_503_as_soon_as_shutdown_begins_while_requests_are_still_
     let status = exit_status(&mut server, Duration::from_secs(20)).await;
     assert!(status.success(), "exit status {status:?}");
     assert!(
-        signalled.elapsed() >= Duration::from_secs(3),
+        signalled.elapsed() >= Duration::from_secs(4),
         "the delay was not honoured"
     );
     // After the delay the listener is gone.
