@@ -266,7 +266,7 @@ impl Settings {
         if self.log_file_max_bytes == 0 {
             bail!("LOG_FILE_MAX_BYTES must be a positive number of bytes");
         }
-        if self.shutdown_delay_secs >= self.shutdown_timeout_secs {
+        if self.shutdown_delay_secs > 0 && self.shutdown_delay_secs >= self.shutdown_timeout_secs {
             bail!(
                 "SHUTDOWN_DELAY_SECS ({}) must be shorter than SHUTDOWN_TIMEOUT_SECS ({}): the \
                  timeout counts from the signal and includes the delay",

@@ -23,7 +23,9 @@ use crate::config::{LogFormat, Settings};
 /// Keeps the log file's background writer alive; dropping it flushes what is still queued.
 /// Hold it until the process ends.
 #[must_use = "dropping the guard stops file logging"]
-pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
+pub struct LogGuard {
+    _worker: Option<WorkerGuard>,
+}
 
 /// Installs the global subscriber: stdout always, plus `LOG_FILE` when set. `RUST_LOG` overrides
 /// `LOG_LEVEL` when set. Calling it twice leaves the first subscriber in place.
@@ -43,7 +45,7 @@ pub fn init(settings: &Settings) -> anyhow::Result<LogGuard> {
     let _ = tracing_subscriber::registry()
         .with(layers.with_filter(filter))
         .try_init();
-    Ok(LogGuard(guard))
+    Ok(LogGuard { _worker: guard })
 }
 
 type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
