@@ -280,3 +280,31 @@ impl Settings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shutdown_delay_must_fit_inside_the_timeout() {
+        let with = |delay, timeout| Settings {
+            shutdown_delay_secs: delay,
+            shutdown_timeout_secs: timeout,
+            ..Settings::default()
+        };
+        assert!(with(0, 30).validate().is_ok());
+        assert!(with(5, 30).validate().is_ok());
+        assert!(with(0, 0).validate().is_ok());
+        let err = with(30, 30).validate().unwrap_err().to_string();
+        assert!(err.contains("SHUTDOWN_DELAY_SECS"), "{err}");
+    }
+
+    #[test]
+    fn a_zero_log_file_limit_is_refused() {
+        let settings = Settings {
+            log_file_max_bytes: 0,
+            ..Settings::default()
+        };
+        assert!(settings.validate().is_err());
+    }
+}
