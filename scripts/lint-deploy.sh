@@ -170,7 +170,8 @@ KNOWN = {
     "http_request_duration_seconds", "http_requests_total", "users_registered_total",
     "logins_total", "token_refresh_total", "password_hash_duration_seconds",
     "db_pool_connections", "process_resident_memory_bytes", "process_cpu_seconds_total",
-    "process_open_fds", "up",
+    "process_open_fds", "process_max_fds", "process_virtual_memory_bytes", "process_threads",
+    "process_start_time_seconds", "up",
 }
 HISTOGRAMS = {"http_request_duration_seconds", "password_hash_duration_seconds"}
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and",

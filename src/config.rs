@@ -63,6 +63,20 @@ pub struct Settings {
     pub password_min_length: usize,
     /// How many password hashes may run at once; by default the number of cores.
     pub hash_concurrency: Option<usize>,
+    /// When set, `/metrics` answers only requests bearing `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
+    /// Also write logs to this file, rotated by size.
+    pub log_file: Option<PathBuf>,
+    /// Size at which the log file is rotated, bytes.
+    pub log_file_max_bytes: u64,
+    /// How many rotated log files are kept besides the current one.
+    pub log_file_max_files: usize,
+    /// After SIGTERM/SIGINT, how long in-flight requests may take before the process exits
+    /// anyway, seconds, counted from the signal (the delay below included).
+    pub shutdown_timeout_secs: u64,
+    /// After SIGTERM/SIGINT, how long to keep accepting requests while `/readyz` answers 503,
+    /// so load balancers stop sending traffic first, seconds.
+    pub shutdown_delay_secs: u64,
 }
 
 impl Default for Settings {
@@ -88,6 +102,12 @@ impl Default for Settings {
             max_body_bytes: 64 * 1024,
             password_min_length: 8,
             hash_concurrency: None,
+            metrics_token: None,
+            log_file: None,
+            log_file_max_bytes: 10 * 1024 * 1024,
+            log_file_max_files: 10,
+            shutdown_timeout_secs: 30,
+            shutdown_delay_secs: 0,
         }
     }
 }
@@ -114,6 +134,12 @@ const ENV_KEYS: &[&str] = &[
     "max_body_bytes",
     "password_min_length",
     "hash_concurrency",
+    "metrics_token",
+    "log_file",
+    "log_file_max_bytes",
+    "log_file_max_files",
+    "shutdown_timeout_secs",
+    "shutdown_delay_secs",
 ];
 
 /// Settings read verbatim from the environment, never parsed as numbers or booleans.
@@ -123,6 +149,8 @@ const TEXT_KEYS: &[&str] = &[
     "admin_email",
     "admin_password",
     "log_level",
+    "metrics_token",
+    "log_file",
 ];
 
 impl Settings {
@@ -164,8 +192,50 @@ impl Settings {
         if let Some(v) = text("log_level") {
             settings.log_level = v;
         }
+        if let Some(v) = text("metrics_token") {
+            // An empty token would be trivially guessable; treat it as unset.
+            settings.metrics_token = (!v.is_empty()).then(|| SecretString::new(v));
+        }
+        if let Some(v) = text("log_file") {
+            settings.log_file = (!v.is_empty()).then(|| PathBuf::from(v));
+        }
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Logs the settings in force, for whoever reads the start-up logs. Secrets show only
+    /// whether they are set, and a password in the database URL is masked.
+    pub fn log_effective(&self) {
+        let secret = |value: Option<&SecretString>| if value.is_some() { "[set]" } else { "[unset]" };
+        tracing::info!(
+            database_url = %crate::store::redact_url(&self.database_url),
+            host = %self.host,
+            port = self.port,
+            app_env = ?self.app_env,
+            jwt_secret_key = secret(self.jwt_secret_key.as_ref()),
+            access_token_ttl = self.access_token_ttl,
+            refresh_token_ttl = self.refresh_token_ttl,
+            refresh_grace_secs = self.refresh_grace_secs,
+            log_level = %self.log_level,
+            log_format = ?self.log_format,
+            log_file = %self.log_file.as_deref().map_or("[unset]".into(), |p| p.display().to_string()),
+            log_file_max_bytes = self.log_file_max_bytes,
+            log_file_max_files = self.log_file_max_files,
+            data_dir = %self.data_dir.display(),
+            auto_migrate = self.auto_migrate,
+            admin_email = self.admin_email.as_deref().unwrap_or("[unset]"),
+            admin_password = secret(self.admin_password.as_ref()),
+            db_max_connections = ?self.db_max_connections,
+            db_acquire_timeout_ms = self.db_acquire_timeout_ms,
+            request_timeout_secs = self.request_timeout_secs,
+            max_body_bytes = self.max_body_bytes,
+            password_min_length = self.password_min_length,
+            hash_concurrency = ?self.hash_concurrency,
+            metrics_token = secret(self.metrics_token.as_ref()),
+            shutdown_timeout_secs = self.shutdown_timeout_secs,
+            shutdown_delay_secs = self.shutdown_delay_secs,
+            "effective configuration"
+        );
     }
 
     /// Checks what serde cannot: ranges and the production secret.
@@ -193,9 +263,48 @@ impl Settings {
         if self.max_body_bytes < 1024 {
             bail!("MAX_BODY_BYTES must be at least 1024");
         }
+        if self.log_file_max_bytes == 0 {
+            bail!("LOG_FILE_MAX_BYTES must be a positive number of bytes");
+        }
+        if self.shutdown_delay_secs > 0 && self.shutdown_delay_secs >= self.shutdown_timeout_secs {
+            bail!(
+                "SHUTDOWN_DELAY_SECS ({}) must be shorter than SHUTDOWN_TIMEOUT_SECS ({}): the \
+                 timeout counts from the signal and includes the delay",
+                self.shutdown_delay_secs,
+                self.shutdown_timeout_secs
+            );
+        }
         if self.admin_email.is_some() != self.admin_password.is_some() {
             bail!("ADMIN_EMAIL and ADMIN_PASSWORD must be set together");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shutdown_delay_must_fit_inside_the_timeout() {
+        let with = |delay, timeout| Settings {
+            shutdown_delay_secs: delay,
+            shutdown_timeout_secs: timeout,
+            ..Settings::default()
+        };
+        assert!(with(0, 30).validate().is_ok());
+        assert!(with(5, 30).validate().is_ok());
+        assert!(with(0, 0).validate().is_ok());
+        let err = with(30, 30).validate().unwrap_err().to_string();
+        assert!(err.contains("SHUTDOWN_DELAY_SECS"), "{err}");
+    }
+
+    #[test]
+    fn a_zero_log_file_limit_is_refused() {
+        let settings = Settings {
+            log_file_max_bytes: 0,
+            ..Settings::default()
+        };
+        assert!(settings.validate().is_err());
     }
 }

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod http;
 pub mod import;
 pub mod services;
+pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -121,7 +121,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => {}
     }
     let settings = Settings::load(cli.config.as_deref())?;
-    telemetry::init(&settings.log_level, settings.log_format);
+    // Held to the end of the process: dropping it flushes the log file.
+    let _log_guard = telemetry::init(&settings)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate { action } => migrate(&settings, action).await,
@@ -137,6 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    settings.log_effective();
     let app = Application::build(settings).await?;
     tracing::info!(address = %app.local_addr()?, "users-api listening");
     app.run_until_stopped().await

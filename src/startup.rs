@@ -15,15 +15,20 @@ use crate::auth::{PasswordHasher, TokenService};
 use crate::clock::Clock;
 use crate::config::{MIN_SECRET_BYTES, Settings};
 use crate::domain::{Email, Password, PasswordPolicy, SecretString};
-use crate::http::{self, AppState, Limits};
+use crate::http::{self, AppState, Limits, Ops};
 use crate::services::{Core, accounts};
+use crate::shutdown::Shutdown;
 use crate::store::{self, PoolSettings, migrations::Migrator};
+use crate::telemetry;
 
 /// A bound, ready-to-serve application.
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     core: Core,
+    shutdown: Shutdown,
+    shutdown_delay: Duration,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -33,6 +38,8 @@ impl Application {
 
     /// Like [`build`](Self::build), with a clock the caller controls (tests move time).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        // Before anything is hashed, so the first measurements are kept.
+        telemetry::metrics::install();
         let db = connect(&settings).await?;
         if settings.auto_migrate {
             Migrator::up(&db, None)
@@ -41,11 +48,16 @@ impl Application {
         }
         let core = core(&settings, db, clock)?;
         bootstrap_admin(&core, &settings).await?;
+        let shutdown = Shutdown::default();
         let state = AppState::new(
             core.clone(),
             Limits {
                 request_timeout: Duration::from_secs(settings.request_timeout_secs),
                 max_body_bytes: settings.max_body_bytes,
+            },
+            Ops {
+                metrics_token: settings.metrics_token.clone(),
+                shutdown: shutdown.clone(),
             },
         );
         let router = http::app(state);
@@ -56,6 +68,9 @@ impl Application {
             listener,
             router,
             core,
+            shutdown,
+            shutdown_delay: Duration::from_secs(settings.shutdown_delay_secs),
+            shutdown_timeout: Duration::from_secs(settings.shutdown_timeout_secs),
         })
     }
 
@@ -67,26 +82,73 @@ impl Application {
         &self.core
     }
 
-    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
+    /// The switch that starts a graceful shutdown, like a stop signal does.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `stop` completes, then finishes in-flight requests.
+    /// Serves until `stop` completes (or [`shutdown`](Self::shutdown) is begun), then shuts down:
+    ///
+    /// 1. `/readyz` answers 503 at once; for `SHUTDOWN_DELAY_SECS` requests are still served, so
+    ///    load balancers that poll readiness stop sending traffic before connections are refused;
+    /// 2. the listener closes and in-flight requests finish (idle keep-alive connections close);
+    /// 3. `SHUTDOWN_TIMEOUT_SECS` after the signal, whatever is still running is abandoned;
+    /// 4. the database pool closes.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         use tower::Layer as _;
         let app = tower::util::MapRequestLayer::new(http::trim_trailing_slash).layer(self.router);
         let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
             SocketAddr,
         >(app);
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(stop)
+        let (shutdown, delay, timeout) = (self.shutdown.clone(), self.shutdown_delay, self.shutdown_timeout);
+        let drain = async move {
+            tokio::select! {
+                () = stop => {},
+                () = shutdown.begun() => {},
+            }
+            shutdown.begin();
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_secs = delay.as_secs(),
+                    "shutting down: /readyz answers 503; still serving until the delay ends"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            tracing::info!("stopped accepting connections; finishing in-flight requests");
+        };
+        let server = axum::serve(self.listener, service)
+            .with_graceful_shutdown(drain)
+            .into_future();
+        let deadline = async {
+            self.shutdown.begun().await;
+            tokio::time::sleep(timeout).await;
+        };
+        tokio::select! {
+            served = server => served.context("serving HTTP")?,
+            () = deadline => tracing::warn!(
+                timeout_secs = timeout.as_secs(),
+                "requests still running after SHUTDOWN_TIMEOUT_SECS; exiting without them"
+            ),
+        }
+        // Closing waits for connections to come back, which abandoned requests may never do.
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.core.db.clone().close())
             .await
-            .context("serving HTTP")?;
-        self.core.db.clone().close().await.ok();
+            .is_err()
+        {
+            tracing::warn!("the database pool did not close in time");
+        }
+        tracing::info!("shutdown complete");
         Ok(())
     }
 }
+
+/// How long closing the pool may take at shutdown, on top of `SHUTDOWN_TIMEOUT_SECS`.
+const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Connects to the configured database.
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
@@ -219,5 +281,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
+    tracing::info!("shutdown signal received");
 }

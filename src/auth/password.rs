@@ -15,6 +15,7 @@ use super::legacy;
 use tokio::sync::Semaphore;
 
 use crate::domain::SecretString;
+use crate::telemetry::metrics::PASSWORD_HASH_DURATION;
 
 /// OWASP's recommended Argon2id parameters: 19 MiB of memory, 2 passes, 1 lane.
 fn argon2() -> Argon2<'static> {
@@ -33,8 +34,7 @@ impl PasswordHasher {
     /// `concurrency` is how many hashes may run at once (normally the number of cores).
     pub fn new(concurrency: usize) -> anyhow::Result<Self> {
         let random: [u8; 16] = rand::random();
-        let dummy = argon2()
-            .hash_password(&random)
+        let dummy = timed(|| argon2().hash_password(&random))
             .map_err(|e| anyhow::anyhow!("argon2: {e}"))
             .context("computing the dummy password hash")?
             .to_string();
@@ -74,13 +74,23 @@ impl PasswordHasher {
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
         let _permit = self.permits.acquire().await.context("password hasher closed")?;
-        let started = Instant::now();
-        let out = tokio::task::spawn_blocking(work)
+        let out = tokio::task::spawn_blocking(move || timed(work))
             .await
             .context("password hashing task failed")?;
-        tracing::trace!(elapsed_ms = started.elapsed().as_millis() as u64, "password hash");
         Ok(out)
     }
+}
+
+/// Runs one hash or verification and records its duration. Only the computation is timed, not
+/// the wait for a permit: queueing shows in the request latency, and this histogram tells
+/// whether the Argon2 parameters suit the hardware.
+fn timed<T>(work: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = work();
+    let elapsed = started.elapsed();
+    metrics::histogram!(PASSWORD_HASH_DURATION).record(elapsed.as_secs_f64());
+    tracing::trace!(elapsed_ms = elapsed.as_millis() as u64, "password hash");
+    out
 }
 
 /// The outcome of checking a password.

@@ -4,6 +4,7 @@
 pub mod compat;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod native;
 mod openapi;
 
@@ -22,7 +23,9 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+use crate::domain::SecretString;
 use crate::services::Core;
+use crate::shutdown::Shutdown;
 use error::ApiError;
 
 /// Shared state of every handler.
@@ -30,6 +33,7 @@ use error::ApiError;
 pub struct AppState {
     pub core: Core,
     limits: Arc<Limits>,
+    ops: Arc<Ops>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,12 +42,26 @@ pub struct Limits {
     pub max_body_bytes: usize,
 }
 
+/// What the operational endpoints need: the metrics token and the shutdown switch.
+#[derive(Debug, Clone, Default)]
+pub struct Ops {
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
+    /// Once begun, `/readyz` answers 503.
+    pub shutdown: Shutdown,
+}
+
 impl AppState {
-    pub fn new(core: Core, limits: Limits) -> Self {
+    pub fn new(core: Core, limits: Limits, ops: Ops) -> Self {
         Self {
             core,
             limits: Arc::new(limits),
+            ops: Arc::new(ops),
         }
+    }
+
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.ops.shutdown
     }
 }
 
@@ -56,6 +74,8 @@ pub fn app(state: AppState) -> Router {
     let limits = state.limits.clone();
     router
         .merge(openapi::docs_router(api))
+        // An operations endpoint in Prometheus' text format, kept out of the API document.
+        .route("/metrics", axum::routing::get(metrics::render))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
@@ -73,6 +93,7 @@ pub fn app(state: AppState) -> Router {
                         .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(middleware::from_fn(metrics::track))
                 .layer(CatchPanicLayer::custom(on_panic))
                 .layer(middleware::from_fn_with_state(limits.clone(), timeout))
                 .layer(DefaultBodyLimit::max(limits.max_body_bytes)),

@@ -79,6 +79,13 @@ fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
 
 /// The URL with any password replaced, for logs and error messages.
 pub fn redact_url(url: &str) -> String {
+    // A password may also travel as a query parameter (`?password=…`); drop the whole query
+    // then rather than parse it.
+    if let Some((base, query)) = url.split_once('?')
+        && query.to_ascii_lowercase().contains("password")
+    {
+        return format!("{}?***", redact_url(base));
+    }
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.split_once('@') {
             Some((userinfo, host)) => {
@@ -88,6 +95,39 @@ pub fn redact_url(url: &str) -> String {
             None => url.to_owned(),
         },
         None => url.to_owned(),
+    }
+}
+
+/// Connections of the pool behind a [`DatabaseConnection`], for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub idle: u32,
+    pub in_use: u32,
+    pub max: u32,
+}
+
+/// How many of the pool's connections are idle and in use, and its size limit; `None` for a
+/// closed or disconnected pool.
+pub fn pool_stats(db: &DatabaseConnection) -> Option<PoolStats> {
+    fn of<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> Option<PoolStats> {
+        if pool.is_closed() {
+            return None;
+        }
+        let size = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
+        Some(PoolStats {
+            idle,
+            in_use: size - idle,
+            max: pool.options().get_max_connections(),
+        })
+    }
+    // The getters panic on a mismatched backend, so the backend is asked first.
+    match db.get_database_backend() {
+        DbBackend::Sqlite => of(db.get_sqlite_connection_pool()),
+        DbBackend::Postgres => of(db.get_postgres_connection_pool()),
+        DbBackend::MySql => of(db.get_mysql_connection_pool()),
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
 }
 
@@ -177,6 +217,10 @@ mod tests {
             "postgres://app:***@db:5432/app"
         );
         assert_eq!(redact_url("sqlite://data/users.db"), "sqlite://data/users.db");
+        assert_eq!(
+            redact_url("postgres://db/app?user=app&password=s3cret"),
+            "postgres://db/app?***"
+        );
     }
 
     #[test]

@@ -7,16 +7,16 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_users-api");
 
 /// A scratch folder with its own SQLite database.
-struct Scratch(std::path::PathBuf);
+pub(crate) struct Scratch(pub(crate) std::path::PathBuf);
 
 impl Scratch {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("users-api-cli-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
 
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(&self.0)
             .env_clear()
@@ -34,10 +34,12 @@ impl Drop for Scratch {
 }
 
 /// A running `users-api serve`, stopped when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    logs: std::sync::mpsc::Receiver<String>,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) logs: std::sync::mpsc::Receiver<String>,
+    /// The lines logged before "listening".
+    pub(crate) startup: Vec<String>,
 }
 
 impl Drop for Server {
@@ -48,7 +50,7 @@ impl Drop for Server {
 }
 
 /// Runs `serve` on a free port and waits until it listens.
-fn serve(scratch: &Scratch, extra: &[(&str, &str)]) -> Server {
+pub(crate) fn serve(scratch: &Scratch, extra: &[(&str, &str)]) -> Server {
     let mut cmd = scratch.command();
     cmd.env("PORT", "0")
         .env("LOG_FORMAT", "json")
@@ -74,6 +76,7 @@ fn serve(scratch: &Scratch, extra: &[(&str, &str)]) -> Server {
         child,
         base: String::new(),
         logs: rx,
+        startup: Vec::new(),
     };
     loop {
         let line = server
@@ -86,6 +89,7 @@ fn serve(scratch: &Scratch, extra: &[(&str, &str)]) -> Server {
             server.base = format!("http://{address}");
             return server;
         }
+        server.startup.push(line);
     }
 }
 

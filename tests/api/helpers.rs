@@ -107,7 +107,13 @@ where
 {
     if let Ok(level) = std::env::var("TEST_LOG") {
         // Set TEST_LOG=debug (or any filter) to see the applications' logs.
-        users_api::telemetry::init(&level, LogFormat::Pretty);
+        let log = Settings {
+            log_level: level,
+            log_format: LogFormat::Pretty,
+            ..Settings::default()
+        };
+        // The guard matters only for LOG_FILE, unset here; a second init is a no-op.
+        let _ = users_api::telemetry::init(&log).map(std::mem::forget);
     }
     let database = TestDatabase::create(backend).await?;
     before(database.url.clone()).await;

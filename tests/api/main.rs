@@ -15,6 +15,7 @@ mod errors;
 mod health;
 mod import;
 mod migrations;
+mod observability;
 mod profile;
 mod rbac;
 mod sessions;

@@ -25,17 +25,26 @@ pub async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
-/// Readiness: the database answers `SELECT 1`.
+/// Readiness: the service is not shutting down and the database answers `SELECT 1`.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "health",
     responses(
         (status = 200, body = Status, example = json!({"status": "ready"})),
-        (status = 503, body = ErrorBody, example = json!({"detail": "db not ready"})),
+        (status = 503, body = ErrorBody, description = "`db not ready`, or `shutting down` once a stop signal arrived", example = json!({"detail": "db not ready"})),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.shutdown().has_begun() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(ErrorBody {
+                detail: "shutting down".into(),
+            }),
+        )
+            .into_response();
+    }
     match crate::store::ping(&state.core.db).await {
         Ok(()) => Json(Status { status: "ready" }).into_response(),
         Err(err) => {

@@ -1,0 +1,211 @@
+//! Request metrics and the `/metrics` endpoint.
+//!
+//! Every response is counted by method, route template and status. The domain counters
+//! (registrations, logins, refreshes) are derived here from the route and the status as well,
+//! which keeps the services free of metrics: the status already says how the use case ended.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics::{counter, gauge, histogram};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::error::ErrorBody;
+use crate::domain::SecretString;
+use crate::telemetry::metrics::{
+    DB_POOL_CONNECTIONS, HTTP_REQUEST_DURATION, HTTP_REQUESTS_TOTAL, LOGINS, TOKEN_REFRESH, USERS_REGISTERED,
+};
+use crate::telemetry::{self, process};
+
+/// The `path` label of requests that matched no route. Raw URLs never become labels, so
+/// scanning for unknown URLs cannot grow the number of series.
+pub const UNMATCHED: &str = "<unmatched>";
+
+/// Records `http_request_duration_seconds`, `http_requests_total` and the domain counters.
+/// Sits outside the timeout and panic layers, so their 503s and 500s are counted too.
+pub async fn track(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(request.method());
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED.to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    if let Some(event) = domain_event(method, &path, status) {
+        match event {
+            Event::Registered => counter!(USERS_REGISTERED).increment(1),
+            Event::Login(result) => counter!(LOGINS, "result" => result).increment(1),
+            Event::Refresh(result) => counter!(TOKEN_REFRESH, "result" => result).increment(1),
+        }
+    }
+    let labels = [
+        ("method", method.to_owned()),
+        ("path", path),
+        ("status", status.to_string()),
+    ];
+    histogram!(HTTP_REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
+    response
+}
+
+/// Standard methods by name; anything else (clients may invent methods) shares one label.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Event {
+    Registered,
+    Login(&'static str),
+    Refresh(&'static str),
+}
+
+/// What a finished request means for the domain counters. Statuses not listed (422 for a
+/// malformed body, 503 for an outage, …) are not attempts the business counts.
+fn domain_event(method: &str, path: &str, status: u16) -> Option<Event> {
+    if method != "POST" {
+        return None;
+    }
+    match (path, status) {
+        // Self-registration and accounts created by administrators, on both surfaces.
+        ("/auth/register" | "/users" | "/api/register" | "/api/users", 201) => Some(Event::Registered),
+        ("/auth/login" | "/api/login", 200) => Some(Event::Login("success")),
+        ("/auth/login" | "/api/login", 401) => Some(Event::Login("failure")),
+        ("/auth/login" | "/api/login", 403) => Some(Event::Login("inactive")),
+        ("/auth/login" | "/api/login", 429) => Some(Event::Login("throttled")),
+        ("/auth/refresh", 200) => Some(Event::Refresh("success")),
+        ("/auth/refresh", 401) => Some(Event::Refresh("failure")),
+        _ => None,
+    }
+}
+
+/// `GET /metrics`: the Prometheus text exposition. With `METRICS_TOKEN` set, only requests
+/// bearing that token are answered.
+pub async fn render(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.ops.metrics_token
+        && !bearer_matches(&headers, token)
+    {
+        let mut response = (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(ErrorBody {
+                detail: "Not authenticated".into(),
+            }),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    let Some(handle) = telemetry::metrics::handle() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(ErrorBody {
+                detail: "metrics are not available".into(),
+            }),
+        )
+            .into_response();
+    };
+    // Pool gauges are sampled now rather than kept current on every checkout.
+    if let Some(pool) = crate::store::pool_stats(&state.core.db) {
+        gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(pool.idle);
+        gauge!(DB_POOL_CONNECTIONS, "state" => "in_use").set(pool.in_use);
+        gauge!(DB_POOL_CONNECTIONS, "state" => "max").set(pool.max);
+    }
+    let mut body = handle.render();
+    process::render(&mut body);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Compares the presented bearer token with the configured one in constant time. Both are
+/// hashed first so that neither the comparison nor its length reveals anything.
+fn bearer_matches(headers: &HeaderMap, expected: &SecretString) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .unwrap_or_default();
+    let presented = Sha256::digest(presented.as_bytes());
+    let expected = Sha256::digest(expected.expose().as_bytes());
+    presented.ct_eq(&expected).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logins_refreshes_and_registrations_map_from_route_and_status() {
+        assert_eq!(
+            domain_event("POST", "/auth/login", 200),
+            Some(Event::Login("success"))
+        );
+        assert_eq!(
+            domain_event("POST", "/api/login", 401),
+            Some(Event::Login("failure"))
+        );
+        assert_eq!(
+            domain_event("POST", "/auth/login", 403),
+            Some(Event::Login("inactive"))
+        );
+        assert_eq!(
+            domain_event("POST", "/auth/login", 429),
+            Some(Event::Login("throttled"))
+        );
+        assert_eq!(domain_event("POST", "/auth/login", 422), None);
+        assert_eq!(
+            domain_event("POST", "/auth/refresh", 200),
+            Some(Event::Refresh("success"))
+        );
+        assert_eq!(
+            domain_event("POST", "/auth/refresh", 401),
+            Some(Event::Refresh("failure"))
+        );
+        for path in ["/auth/register", "/users", "/api/register", "/api/users"] {
+            assert_eq!(domain_event("POST", path, 201), Some(Event::Registered), "{path}");
+            assert_eq!(domain_event("POST", path, 409), None, "{path}");
+        }
+        assert_eq!(domain_event("GET", "/users", 200), None);
+    }
+
+    #[test]
+    fn the_metrics_token_must_match_exactly() {
+        let token = SecretString::new("s3cret-token");
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            headers
+        };
+        assert!(bearer_matches(&with("Bearer s3cret-token"), &token));
+        assert!(bearer_matches(&with("bearer s3cret-token"), &token));
+        assert!(!bearer_matches(&with("Bearer s3cret-toke"), &token));
+        assert!(!bearer_matches(&with("Basic s3cret-token"), &token));
+        assert!(!bearer_matches(&HeaderMap::new(), &token));
+    }
+}

@@ -1,0 +1,103 @@
+//! Structured logs (JSON for machines or a readable single-line format for people, to stdout and
+//! optionally to a size-rotated file) and Prometheus metrics ([`metrics`], [`process`]).
+
+pub mod metrics;
+pub mod process;
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use file_rotate::compression::Compression;
+use file_rotate::suffix::AppendCount;
+use file_rotate::{ContentLimit, FileRotate};
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+use crate::config::{LogFormat, Settings};
+
+/// Keeps the log file's background writer alive; dropping it flushes what is still queued.
+/// Hold it until the process ends.
+#[must_use = "dropping the guard stops file logging"]
+pub struct LogGuard {
+    _worker: Option<WorkerGuard>,
+}
+
+/// Installs the global subscriber: stdout always, plus `LOG_FILE` when set. `RUST_LOG` overrides
+/// `LOG_LEVEL` when set. Calling it twice leaves the first subscriber in place.
+pub fn init(settings: &Settings) -> anyhow::Result<LogGuard> {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&settings.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut layers = vec![format_layer(settings.log_format, std::io::stdout)];
+    let mut guard = None;
+    if let Some(path) = &settings.log_file {
+        let file = rotating_file(path, settings.log_file_max_bytes, settings.log_file_max_files)?;
+        // Lossy: when the disk cannot keep up, lines are dropped rather than stalling requests.
+        let (writer, worker) = tracing_appender::non_blocking(file);
+        layers.push(format_layer(settings.log_format, writer));
+        guard = Some(worker);
+    }
+    let _ = tracing_subscriber::registry()
+        .with(layers.with_filter(filter))
+        .try_init();
+    Ok(LogGuard { _worker: guard })
+}
+
+type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+fn format_layer<W>(format: LogFormat, writer: W) -> BoxedLayer
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer()
+        .with_span_events(FmtSpan::NONE)
+        .with_writer(writer);
+    match format {
+        LogFormat::Json => layer
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .flatten_event(true)
+            .boxed(),
+        LogFormat::Pretty => layer.compact().boxed(),
+    }
+}
+
+/// A log file that is renamed to `FILE.1` (older ones shifting to `.2`, …) once a write takes it
+/// past `max_bytes`; at most `max_files` rotated files are kept. Rotation happens after a whole
+/// line, so no line is split across files.
+fn rotating_file(path: &Path, max_bytes: u64, max_files: usize) -> anyhow::Result<FileRotate<AppendCount>> {
+    // file-rotate panics when it cannot create the folder, so the folder and the file are
+    // checked here first, where a failure can be reported.
+    let path = absolute(path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the LOG_FILE folder {}", dir.display()))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening LOG_FILE {}", path.display()))?;
+    let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX).max(1);
+    Ok(FileRotate::new(
+        path,
+        AppendCount::new(max_files),
+        ContentLimit::BytesSurpassed(max_bytes),
+        Compression::None,
+        None,
+    ))
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_owned());
+    }
+    let cwd = std::env::current_dir().context("reading the working directory for LOG_FILE")?;
+    Ok(cwd.join(path))
+}
