@@ -63,7 +63,7 @@ cp "$target/debug/users-api" "$work/users-api"
 # genuine 503s, so the 5xx query has a series to find.
 (cd "$work" && exec env -i PATH="$PATH" HOST=127.0.0.1 PORT=0 LOG_FORMAT=json \
   DATABASE_URL="sqlite://$work/users.db" DATA_DIR="$work/data" \
-  HASH_CONCURRENCY=1 REQUEST_TIMEOUT_SECS=1 \
+  HASH_CONCURRENCY=1 REQUEST_TIMEOUT_SECS=1 AUTH_RATE_PER_SECOND=0 \
   ./users-api serve >"$work/service.log" 2>&1) &
 pids+=($!)
 wait_until 30 grep -q '"users-api listening"' "$work/service.log" || fail "users-api did not start"

@@ -77,6 +77,31 @@ pub struct Settings {
     /// After SIGTERM/SIGINT, how long to keep accepting requests while `/readyz` answers 503,
     /// so load balancers stop sending traffic first, seconds.
     pub shutdown_delay_secs: u64,
+    /// Login throttle on/off (counters per account and per client address, in the database).
+    pub throttle_enabled: bool,
+    /// Failed logins for one account before further attempts must wait (1 s, 2 s, 4 s…).
+    pub throttle_account_slow_after: u32,
+    /// Failed logins for one account that lock it.
+    pub throttle_account_lock_after: u32,
+    pub throttle_address_slow_after: u32,
+    pub throttle_address_lock_after: u32,
+    /// The first lock, seconds; each further lock in a window doubles it.
+    pub throttle_lock_secs: u64,
+    /// The longest lock, seconds.
+    pub throttle_max_lock_secs: u64,
+    /// A key with no failure for this long starts over, seconds.
+    pub throttle_window_secs: u64,
+    /// Comma-separated addresses of reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: String,
+    /// Comma-separated origins allowed to call the API from a browser; empty allows none.
+    pub cors_origins: String,
+    /// Requests per second one client address may make to the login, register and refresh
+    /// routes (a per-process shield in front of the throttle); 0 turns it off.
+    pub auth_rate_per_second: u32,
+    /// How many such requests may come at once before the rate applies.
+    pub auth_rate_burst: u32,
+    /// Refuse the 3,000 most common passwords.
+    pub password_deny_common: bool,
 }
 
 impl Default for Settings {
@@ -108,6 +133,19 @@ impl Default for Settings {
             log_file_max_files: 10,
             shutdown_timeout_secs: 30,
             shutdown_delay_secs: 0,
+            throttle_enabled: true,
+            throttle_account_slow_after: 3,
+            throttle_account_lock_after: 6,
+            throttle_address_slow_after: 10,
+            throttle_address_lock_after: 30,
+            throttle_lock_secs: 30,
+            throttle_max_lock_secs: 300,
+            throttle_window_secs: 900,
+            trusted_proxies: String::new(),
+            cors_origins: String::new(),
+            auth_rate_per_second: 20,
+            auth_rate_burst: 40,
+            password_deny_common: true,
         }
     }
 }
@@ -140,6 +178,19 @@ const ENV_KEYS: &[&str] = &[
     "log_file_max_files",
     "shutdown_timeout_secs",
     "shutdown_delay_secs",
+    "throttle_enabled",
+    "throttle_account_slow_after",
+    "throttle_account_lock_after",
+    "throttle_address_slow_after",
+    "throttle_address_lock_after",
+    "throttle_lock_secs",
+    "throttle_max_lock_secs",
+    "throttle_window_secs",
+    "trusted_proxies",
+    "cors_origins",
+    "auth_rate_per_second",
+    "auth_rate_burst",
+    "password_deny_common",
 ];
 
 /// Settings read verbatim from the environment, never parsed as numbers or booleans.
@@ -151,6 +202,8 @@ const TEXT_KEYS: &[&str] = &[
     "log_level",
     "metrics_token",
     "log_file",
+    "trusted_proxies",
+    "cors_origins",
 ];
 
 impl Settings {
@@ -177,6 +230,12 @@ impl Settings {
         // Figment parses environment values as TOML scalars, which would turn a password such as
         // `00012345` into the number 12345. Text settings are therefore read verbatim.
         let text = |name: &str| std::env::var(name.to_ascii_uppercase()).ok();
+        if let Some(v) = text("trusted_proxies") {
+            settings.trusted_proxies = v;
+        }
+        if let Some(v) = text("cors_origins") {
+            settings.cors_origins = v;
+        }
         if let Some(v) = text("database_url") {
             settings.database_url = v;
         }
@@ -239,7 +298,36 @@ impl Settings {
     }
 
     /// Checks what serde cannot: ranges and the production secret.
+    /// The trusted proxy addresses, parsed.
+    pub fn trusted_proxy_addrs(&self) -> anyhow::Result<Vec<IpAddr>> {
+        split_list(&self.trusted_proxies)
+            .map(|a| {
+                a.parse()
+                    .with_context(|| format!("TRUSTED_PROXIES: {a:?} is not an IP address"))
+            })
+            .collect()
+    }
+
+    /// The CORS origins, as given.
+    pub fn cors_origin_list(&self) -> Vec<String> {
+        split_list(&self.cors_origins).map(str::to_owned).collect()
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.trusted_proxy_addrs()?;
+        for origin in self.cors_origin_list() {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
+                bail!("CORS_ORIGINS: {origin:?} must be an origin such as https://app.example.com");
+            }
+        }
+        if self.throttle_account_slow_after >= self.throttle_account_lock_after
+            || self.throttle_address_slow_after >= self.throttle_address_lock_after
+        {
+            bail!("THROTTLE_*_SLOW_AFTER must be smaller than the matching THROTTLE_*_LOCK_AFTER");
+        }
+        if self.throttle_lock_secs == 0 || self.throttle_max_lock_secs < self.throttle_lock_secs {
+            bail!("THROTTLE_LOCK_SECS must be positive and at most THROTTLE_MAX_LOCK_SECS");
+        }
         if self.app_env == AppEnv::Production {
             match &self.jwt_secret_key {
                 None => bail!(
@@ -279,6 +367,10 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+fn split_list(raw: &str) -> impl Iterator<Item = &str> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::auth::{PasswordHasher, TokenService};
 use crate::clock::Clock;
 use crate::config::{MIN_SECRET_BYTES, Settings};
+use crate::domain::throttle::{self, ThrottlePolicy};
 use crate::domain::{Email, Password, PasswordPolicy, SecretString};
 use crate::http::{self, AppState, Limits, Ops};
 use crate::services::{Core, accounts};
@@ -47,6 +48,7 @@ impl Application {
                 .context("applying database migrations")?;
         }
         let core = core(&settings, db, clock)?;
+        prune_throttle_counters(core.clone());
         bootstrap_admin(&core, &settings).await?;
         let shutdown = Shutdown::default();
         let state = AppState::new(
@@ -54,6 +56,10 @@ impl Application {
             Limits {
                 request_timeout: Duration::from_secs(settings.request_timeout_secs),
                 max_body_bytes: settings.max_body_bytes,
+                trusted_proxies: settings.trusted_proxy_addrs()?,
+                cors_origins: settings.cors_origin_list(),
+                auth_rate_per_second: settings.auth_rate_per_second,
+                auth_rate_burst: settings.auth_rate_burst,
             },
             Ops {
                 metrics_token: settings.metrics_token.clone(),
@@ -150,6 +156,21 @@ impl Application {
 /// How long closing the pool may take at shutdown, on top of `SHUTDOWN_TIMEOUT_SECS`.
 const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Deletes stale login-throttle counters every ten minutes.
+fn prune_throttle_counters(core: Core) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            match crate::services::throttle::prune(&core).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(removed = n, "pruned login throttle counters"),
+                Err(err) => tracing::warn!(error = %err, "could not prune login throttle counters"),
+            }
+        }
+    });
+}
+
 /// Connects to the configured database.
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     store::connect(
@@ -173,9 +194,24 @@ pub fn core(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow
         clock,
         password_policy: PasswordPolicy {
             min_length: settings.password_min_length,
+            deny_common: settings.password_deny_common,
         },
         session_ttl: seconds(settings.refresh_token_ttl),
         refresh_grace: seconds(settings.refresh_grace_secs),
+        throttle: ThrottlePolicy {
+            enabled: settings.throttle_enabled,
+            account: throttle::Limits {
+                slow_after: settings.throttle_account_slow_after,
+                lock_after: settings.throttle_account_lock_after,
+            },
+            address: throttle::Limits {
+                slow_after: settings.throttle_address_slow_after,
+                lock_after: settings.throttle_address_lock_after,
+            },
+            lock: seconds(settings.throttle_lock_secs),
+            max_lock: seconds(settings.throttle_max_lock_secs),
+            window: seconds(settings.throttle_window_secs),
+        },
     })
 }
 

@@ -8,6 +8,7 @@ mod errors;
 mod password;
 pub mod profile;
 pub mod rbac;
+pub mod throttle;
 mod username;
 
 pub use email::Email;

@@ -1,4 +1,6 @@
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::LazyLock;
 
 use super::FieldError;
 
@@ -33,14 +35,27 @@ impl fmt::Display for SecretString {
 #[derive(Debug, Clone, Copy)]
 pub struct PasswordPolicy {
     pub min_length: usize,
+    /// Refuse the most common passwords (the shipped list).
+    pub deny_common: bool,
 }
+
+/// The 3,000 most common passwords (lower case), shipped with the binary.
+static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("common-passwords.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect()
+});
 
 /// Longer passwords are refused: Argon2 cost grows with input, and nobody types 129 characters.
 pub const MAX_PASSWORD_LENGTH: usize = 128;
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
-        Self { min_length: 8 }
+        Self {
+            min_length: 8,
+            deny_common: true,
+        }
     }
 }
 
@@ -70,20 +85,27 @@ impl Password {
                 "string_too_long",
             ));
         }
+        if policy.deny_common && COMMON.contains(value.to_lowercase().as_str()) {
+            return Err(FieldError::new(
+                "This password is one of the most common passwords; choose another",
+                "password_common",
+            ));
+        }
         let password = Self(raw.clone());
         password.differs_from(identities)?;
         Ok(password)
     }
 
-    /// The password may not equal (ignoring case) the account's email or username.
+    /// The password may neither equal nor contain (ignoring case) the account's email or
+    /// username.
     pub fn differs_from(&self, identities: &[&str]) -> Result<(), FieldError> {
         let lowered = self.0.expose().to_lowercase();
         if identities
             .iter()
-            .any(|id| !id.is_empty() && id.to_lowercase() == lowered)
+            .any(|id| !id.is_empty() && lowered.contains(&id.to_lowercase()))
         {
             return Err(FieldError::new(
-                "Password must not be the same as the email or username",
+                "Password must not contain the email or username",
                 "value_error",
             ));
         }
@@ -106,7 +128,7 @@ mod tests {
     #[test]
     fn enforces_length_bounds() {
         assert!(parse("1234567", &[]).is_err());
-        assert!(parse("12345678", &[]).is_ok());
+        assert!(parse("1234567z", &[]).is_ok());
         assert!(parse(&"x".repeat(128), &[]).is_ok());
         assert!(parse(&"x".repeat(129), &[]).is_err());
     }
@@ -115,6 +137,20 @@ mod tests {
     fn refuses_the_email_or_username() {
         assert!(parse("Alice@Example.com", &["alice@example.com", ""]).is_err());
         assert!(parse("alice_the_great", &["a@b.co", "Alice_The_Great"]).is_err());
+    }
+
+    #[test]
+    fn common_passwords_and_ones_containing_an_identity_are_refused() {
+        assert!(parse("password", &[]).is_err());
+        assert!(parse("Password", &[]).is_err(), "case does not matter");
+        assert!(parse("qwertyuiop", &[]).is_err());
+        assert!(parse("correct horse battery", &[]).is_ok());
+        assert!(parse("my-alice_the_great-2", &["a@b.co", "alice_the_great"]).is_err());
+        let lenient = PasswordPolicy {
+            min_length: 8,
+            deny_common: false,
+        };
+        assert!(Password::parse(&SecretString::new("password"), &lenient, &[]).is_ok());
     }
 
     #[test]

@@ -153,6 +153,16 @@ impl IntoResponse for ApiError {
                 ServiceError::BadRequest(message) => detail(StatusCode::BAD_REQUEST, message),
                 ServiceError::InvalidCredentials => unauthorized("Incorrect username or password"),
                 ServiceError::InactiveUser => detail(StatusCode::FORBIDDEN, "Inactive user"),
+                ServiceError::Throttled(secs) => {
+                    let mut response = detail(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!("Too many failed login attempts; try again in {secs} seconds"),
+                    );
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                    response
+                }
                 ServiceError::Unauthenticated(message) => unauthorized(message),
                 ServiceError::Unavailable(err) => unavailable(&err),
                 ServiceError::Internal(err) => internal(&err),

@@ -4,9 +4,11 @@
 pub mod compat;
 pub mod error;
 pub mod extract;
+mod headers;
 pub mod metrics;
 pub mod native;
 mod openapi;
+mod shield;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +42,13 @@ pub struct AppState {
 pub struct Limits {
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Origins allowed by CORS (none: no CORS headers at all).
+    pub cors_origins: Vec<String>,
+    /// Requests per second and burst per client on the credential routes; 0 turns it off.
+    pub auth_rate_per_second: u32,
+    pub auth_rate_burst: u32,
 }
 
 /// What the operational endpoints need: the metrics token and the shutdown switch.
@@ -69,9 +78,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application: both API surfaces, documentation and middleware.
 pub fn app(state: AppState) -> Router {
-    let (router, api) = native::router().merge(compat::router()).split_for_parts();
-    let api = openapi::finish(api);
     let limits = state.limits.clone();
+    let (router, api) = api_routes(Some(&limits)).split_for_parts();
+    let api = openapi::finish(api);
     router
         .merge(openapi::docs_router(api))
         // An operations endpoint in Prometheus' text format, kept out of the API document.
@@ -96,7 +105,9 @@ pub fn app(state: AppState) -> Router {
                 .layer(middleware::from_fn(metrics::track))
                 .layer(CatchPanicLayer::custom(on_panic))
                 .layer(middleware::from_fn_with_state(limits.clone(), timeout))
-                .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
+                .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+                .layer(middleware::from_fn(headers::security))
+                .option_layer(headers::cors(&limits.cors_origins)),
         )
         .with_state(state)
 }
@@ -116,6 +127,22 @@ async fn method_not_allowed(uri: axum::http::Uri) -> Response {
     } else {
         ApiError::MethodNotAllowed.into_response()
     }
+}
+
+/// Both API surfaces' routes, with the request-rate shield in front of the credential routes
+/// when `shield` limits are given.
+fn api_routes(shield: Option<&Limits>) -> utoipa_axum::router::OpenApiRouter<AppState> {
+    let (native_credentials, compat_credentials) = match shield {
+        Some(limits) => (
+            shield::layer(limits, false, native::credential_routes()),
+            shield::layer(limits, true, compat::credential_routes()),
+        ),
+        None => (native::credential_routes(), compat::credential_routes()),
+    };
+    native::router()
+        .merge(native_credentials)
+        .merge(compat::router())
+        .merge(compat_credentials)
 }
 
 /// One span per request: method, route template, request id and, once known, the user id.

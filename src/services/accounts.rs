@@ -1,6 +1,6 @@
 //! Registration, login and resolving a token back to its caller.
 
-use super::{Caller, Core, ServiceError};
+use super::{Caller, Core, ServiceError, throttle};
 use crate::auth::password::Verified;
 use crate::auth::{hash_refresh_token, new_refresh_token};
 use crate::domain::{Email, Password, SecretString, Username};
@@ -76,14 +76,21 @@ pub async fn login(
     password: &SecretString,
     client: ClientInfo,
 ) -> Result<IssuedTokens, ServiceError> {
+    let keys = throttle::Keys::new(login, client.address.as_deref());
+    // A throttled attempt is refused before any hashing: guesses cost the attacker time, not us CPU.
+    throttle::check(core, &keys, core.clock.now()).await?;
     let user = users::find_by_login(&core.db, login).await?;
     // Verify even when the user is unknown (against a dummy hash): same time, same answer.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let verified = core.hasher.check(password, stored).await?;
     let user = match user {
         Some(user) if verified != Verified::No => user,
-        _ => return Err(ServiceError::InvalidCredentials),
+        _ => {
+            throttle::failed(core, &keys, core.clock.now()).await?;
+            return Err(ServiceError::InvalidCredentials);
+        }
     };
+    throttle::succeeded(core, &keys).await?;
     if !user.is_active {
         return Err(ServiceError::InactiveUser);
     }

@@ -38,6 +38,9 @@ pub enum ServiceError {
     InvalidCredentials,
     #[error("inactive user")]
     InactiveUser,
+    /// Too many failed logins; try again after this many seconds.
+    #[error("too many failed logins")]
+    Throttled(u64),
     /// Missing, invalid, expired or revoked credentials on a request.
     #[error("not authenticated: {0}")]
     Unauthenticated(&'static str),

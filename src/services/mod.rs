@@ -6,6 +6,7 @@ mod error;
 pub mod policy;
 pub mod profiles;
 pub mod rbac;
+pub mod throttle;
 pub mod users;
 
 use chrono::TimeDelta;
@@ -17,6 +18,7 @@ pub use policy::{Caller, Permission};
 use crate::auth::{PasswordHasher, TokenService};
 use crate::clock::Clock;
 use crate::domain::PasswordPolicy;
+use crate::domain::throttle::ThrottlePolicy;
 
 /// What every use case needs: the database, credentials machinery, the clock and the rules.
 #[derive(Clone)]
@@ -31,4 +33,5 @@ pub struct Core {
     /// How long a spent refresh token may still be presented (concurrent refreshes from one
     /// client) before a reuse counts as theft.
     pub refresh_grace: TimeDelta,
+    pub throttle: ThrottlePolicy,
 }

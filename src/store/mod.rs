@@ -4,6 +4,7 @@ pub mod entities;
 pub mod migrations;
 pub mod rbac;
 pub mod sessions;
+pub mod throttle;
 pub mod users;
 
 use std::path::Path;

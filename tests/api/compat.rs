@@ -85,7 +85,29 @@ backend_test!(
     }
 );
 
+// The tutorial registers the password `password`, which the default policy refuses as one of
+// the most common; its tests run against a service configured to accept it
+// (PASSWORD_DENY_COMMON=false), as a deployment that must keep such clients working would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_policy_refuses_the_tutorials_password_with_a_clear_message() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let (status, v) = post(
+        &app,
+        "/api/register",
+        &json!({"username": "testuser", "email": "test@example.com", "password": "password"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["messages"]["password"][0],
+        "This password is one of the most common passwords; choose another."
+    );
+}
+
 backend_test!(
+    settings = |s: &mut users_api::Settings| s.password_deny_common = false;
     async fn the_tutorials_pytest_cases_pass(app) {
         // test_register_user
         let (status, v) = post(&app, "/api/register", &json!({"username": "testuser", "email": "test@example.com", "password": "password"})).await;

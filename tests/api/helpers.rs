@@ -36,12 +36,18 @@ impl Backend {
 /// expands to `name::sqlite`, `name::postgres` and `name::mysql`.
 macro_rules! backend_test {
     ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
-        backend_test!(@with |_| async {}; $(#[$meta])* async fn $name($app) $body);
+        backend_test!(@with |_| async {}, |_| {}; $(#[$meta])* async fn $name($app) $body);
     };
     (before = $before:path; $(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
-        backend_test!(@with $before; $(#[$meta])* async fn $name($app) $body);
+        backend_test!(@with $before, |_| {}; $(#[$meta])* async fn $name($app) $body);
+    };
+    (settings = $settings:expr; $(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+        backend_test!(@with |_| async {}, $settings; $(#[$meta])* async fn $name($app) $body);
     };
     (@with $before:expr; $(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+        backend_test!(@with $before, |_| {}; $(#[$meta])* async fn $name($app) $body);
+    };
+    (@with $before:expr, $settings:expr; $(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
         $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
@@ -51,21 +57,21 @@ macro_rules! backend_test {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                if let Some(app) = $crate::helpers::spawn_app_after($crate::helpers::Backend::Sqlite, |_| {}, $before).await {
+                if let Some(app) = $crate::helpers::spawn_app_after($crate::helpers::Backend::Sqlite, $settings, $before).await {
                     run(app).await
                 }
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) = $crate::helpers::spawn_app_after($crate::helpers::Backend::Postgres, |_| {}, $before).await {
+                if let Some(app) = $crate::helpers::spawn_app_after($crate::helpers::Backend::Postgres, $settings, $before).await {
                     run(app).await
                 }
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn mysql() {
-                if let Some(app) = $crate::helpers::spawn_app_after($crate::helpers::Backend::Mysql, |_| {}, $before).await {
+                if let Some(app) = $crate::helpers::spawn_app_after($crate::helpers::Backend::Mysql, $settings, $before).await {
                     run(app).await
                 }
             }
@@ -124,6 +130,8 @@ where
         jwt_secret_key: Some(SecretString::new(JWT_SECRET)),
         log_format: LogFormat::Json,
         db_max_connections: Some(5),
+        // Tests register dozens of users a second from one address; the shield has its own test.
+        auth_rate_per_second: 0,
         ..Settings::default()
     };
     configure(&mut settings);

@@ -12,6 +12,7 @@ mod auth;
 mod cli;
 mod compat;
 mod errors;
+mod hardening;
 mod health;
 mod import;
 mod migrations;

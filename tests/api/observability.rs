@@ -520,7 +520,11 @@ async fn sigterm_lets_in_flight_logins_finish_and_exits_zero() {
     // One hash at a time: 20 logins take 20 Argon2 verifications back to back.
     let mut server = serve(
         &scratch,
-        &[("HASH_CONCURRENCY", "1"), ("SHUTDOWN_DELAY_SECS", "0")],
+        &[
+            ("HASH_CONCURRENCY", "1"),
+            ("SHUTDOWN_DELAY_SECS", "0"),
+            ("AUTH_RATE_PER_SECOND", "0"),
+        ],
     );
     let mut logs = Logs(Vec::new());
     register(&server.base, "burst@example.com").await;
@@ -564,7 +568,11 @@ async fn readyz_answers_503_as_soon_as_shutdown_begins_while_requests_are_still_
     let scratch = Scratch::new();
     let mut server = serve(
         &scratch,
-        &[("HASH_CONCURRENCY", "1"), ("SHUTDOWN_DELAY_SECS", "4")],
+        &[
+            ("HASH_CONCURRENCY", "1"),
+            ("SHUTDOWN_DELAY_SECS", "4"),
+            ("AUTH_RATE_PER_SECOND", "0"),
+        ],
     );
     let client = reqwest::Client::new();
     let base = server.base.clone();
@@ -642,7 +650,11 @@ async fn shutdown_gives_up_on_requests_still_running_at_the_deadline() {
     let scratch = Scratch::new();
     let mut server = serve(
         &scratch,
-        &[("HASH_CONCURRENCY", "1"), ("SHUTDOWN_TIMEOUT_SECS", "1")],
+        &[
+            ("HASH_CONCURRENCY", "1"),
+            ("SHUTDOWN_TIMEOUT_SECS", "1"),
+            ("AUTH_RATE_PER_SECOND", "0"),
+        ],
     );
     register(&server.base, "slow@example.com").await;
     let mut logs = Logs(Vec::new());

@@ -131,6 +131,15 @@ impl IntoResponse for CompatError {
                     error(StatusCode::UNAUTHORIZED, "Invalid credentials", None)
                 }
                 ServiceError::InactiveUser => error(StatusCode::FORBIDDEN, "Inactive user", None),
+                ServiceError::Throttled(secs) => {
+                    let message = format!("Too many failed login attempts; try again in {secs} seconds");
+                    let mut response =
+                        error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", Some(&message));
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                    response
+                }
                 ServiceError::Unauthenticated(message) => {
                     error(StatusCode::UNAUTHORIZED, "Unauthorized", Some(message))
                 }

@@ -156,6 +156,7 @@ fn new_account(req: CompatRegister, state: &AppState) -> Result<NewAccount, Comp
         (status = 201, body = CompatUser),
         (status = 400, description = "Validation error, or the username or email exists", body = CompatValidationBody),
         (status = 413, body = CompatErrorBody), (status = 415, body = CompatErrorBody),
+        (status = 429, body = CompatErrorBody),
     )
 )]
 pub async fn register(
@@ -174,6 +175,7 @@ pub async fn register(
         (status = 201, body = CompatUser),
         (status = 400, description = "Validation error, or the username or email exists", body = CompatValidationBody),
         (status = 413, body = CompatErrorBody), (status = 415, body = CompatErrorBody),
+        (status = 429, body = CompatErrorBody),
     )
 )]
 pub async fn create_user(
@@ -192,6 +194,7 @@ pub async fn create_user(
         (status = 401, description = "Invalid credentials", body = CompatErrorBody),
         (status = 403, description = "Inactive user", body = CompatErrorBody),
         (status = 413, body = CompatErrorBody), (status = 415, body = CompatErrorBody),
+        (status = 429, description = "Too many failed logins or requests; see Retry-After", body = CompatErrorBody),
     )
 )]
 pub async fn login(

@@ -14,15 +14,21 @@ pub use error::CompatError;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(handlers::test))
-        .routes(routes!(handlers::register))
-        .routes(routes!(handlers::login))
-        .routes(routes!(handlers::list_users, handlers::create_user))
+        .routes(routes!(handlers::list_users))
         .routes(routes!(
             handlers::get_user,
             handlers::update_user,
             handlers::delete_user
         ))
         .routes(routes!(handlers::protected))
+}
+
+/// The routes that take credentials (register, create, login); the shield limits their POSTs.
+pub fn credential_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::register))
+        .routes(routes!(handlers::login))
+        .routes(routes!(handlers::create_user))
 }
 
 /// Whether a request path belongs to this surface (for its own 404 and 405 bodies).

@@ -28,6 +28,7 @@ use crate::services::accounts;
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ValidationBody),
+        (status = 429, description = "Too many requests from this client", body = ErrorBody),
     )
 )]
 pub async fn register(
@@ -57,6 +58,7 @@ pub async fn register(
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, body = ValidationBody),
+        (status = 429, description = "Too many failed logins or requests; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn login(
@@ -103,6 +105,7 @@ pub async fn login(
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, body = ValidationBody),
+        (status = 429, description = "Too many requests from this client", body = ErrorBody),
     )
 )]
 pub async fn refresh(

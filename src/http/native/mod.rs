@@ -20,11 +20,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::root))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
-        .routes(routes!(auth::register))
-        .routes(routes!(auth::login))
         .routes(routes!(auth::me))
         .routes(routes!(auth::test_token))
-        .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::logout_all))
         .routes(routes!(auth::sessions))
@@ -67,4 +64,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(rbac::users_with_roles))
         .routes(routes!(rbac::check_permission))
         .routes(routes!(rbac::my_permissions))
+}
+
+/// The routes that take credentials (register, login, refresh); the request-rate shield goes
+/// in front of them.
+pub fn credential_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
 }
