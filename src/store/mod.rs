@@ -159,9 +159,19 @@ pub fn is_unavailable(err: &DbErr) -> bool {
 pub struct Tx(Option<sea_orm::DatabaseTransaction>);
 
 /// Starts a transaction; see [`Tx`].
+///
+/// On SQLite it is `BEGIN IMMEDIATE`: the use cases read, then write, in one transaction, and a
+/// deferred transaction that turns into a writer while another connection writes fails at once
+/// with `SQLITE_BUSY` (or `SQLITE_BUSY_SNAPSHOT`) instead of waiting for the busy timeout, so
+/// two concurrent admin writes could answer 503. Taking the write lock up front makes them
+/// queue. Other backends ignore the mode.
 pub async fn begin(db: &DatabaseConnection) -> Result<Tx, DbErr> {
-    use sea_orm::TransactionTrait;
-    Ok(Tx(Some(db.begin().await?)))
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    Ok(Tx(Some(db.begin_with_options(options).await?)))
 }
 
 impl Tx {
