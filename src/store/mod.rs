@@ -147,6 +147,14 @@ pub fn is_unavailable(err: &DbErr) -> bool {
                 || text.contains("connection closed")
                 || text.contains("broken pipe")
                 || text.contains("error communicating with database")
+                // PostgreSQL ending sessions as it stops (57P01) or refusing them while it stops
+                // or starts (57P03): a query in flight at that moment is an outage, not a bug.
+                || text.contains("terminating connection due to administrator command")
+                || text.contains("the database system is shutting down")
+                || text.contains("the database system is starting up")
+                // MySQL/MariaDB losing the server mid-query (2006, 2013).
+                || text.contains("server has gone away")
+                || text.contains("Lost connection to")
                 // SQLite's busy timeout ran out: contention, worth a retry, not a bug.
                 || text.contains("database is locked")
         })
@@ -219,6 +227,29 @@ impl Drop for Tx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_that_stops_or_starts_is_unavailable_not_an_internal_error() {
+        use sea_orm::RuntimeErr;
+        for text in [
+            "error returned from database: terminating connection due to administrator command",
+            "error returned from database: the database system is shutting down",
+            "error returned from database: the database system is starting up",
+            "error returned from database: 2006 (HY000): MySQL server has gone away",
+            "pool timed out while waiting for an open connection",
+        ] {
+            assert!(
+                is_unavailable(&DbErr::Query(RuntimeErr::Internal(text.into()))),
+                "{text}"
+            );
+            assert!(
+                is_unavailable(&DbErr::Exec(RuntimeErr::Internal(text.into()))),
+                "{text}"
+            );
+        }
+        let other = DbErr::Query(RuntimeErr::Internal("syntax error at or near \"SELEC\"".into()));
+        assert!(!is_unavailable(&other));
+    }
 
     #[test]
     fn passwords_are_redacted_from_urls() {
