@@ -148,6 +148,14 @@ pub fn is_unavailable(err: &DbErr) -> bool {
                 || text.contains("connection closed")
                 || text.contains("broken pipe")
                 || text.contains("error communicating with database")
+                // PostgreSQL ending sessions as it stops (57P01) or refusing them while it stops
+                // or starts (57P03): a query in flight at that moment is an outage, not a bug.
+                || text.contains("terminating connection due to administrator command")
+                || text.contains("the database system is shutting down")
+                || text.contains("the database system is starting up")
+                // MySQL/MariaDB losing the server mid-query (2006, 2013).
+                || text.contains("server has gone away")
+                || text.contains("Lost connection to")
                 // SQLite's busy timeout ran out: contention, worth a retry, not a bug.
                 || text.contains("database is locked")
         })
@@ -160,9 +168,19 @@ pub fn is_unavailable(err: &DbErr) -> bool {
 pub struct Tx(Option<sea_orm::DatabaseTransaction>);
 
 /// Starts a transaction; see [`Tx`].
+///
+/// On SQLite it is `BEGIN IMMEDIATE`: the use cases read, then write, in one transaction, and a
+/// deferred transaction that turns into a writer while another connection writes fails at once
+/// with `SQLITE_BUSY` (or `SQLITE_BUSY_SNAPSHOT`) instead of waiting for the busy timeout, so
+/// two concurrent admin writes could answer 503. Taking the write lock up front makes them
+/// queue. Other backends ignore the mode.
 pub async fn begin(db: &DatabaseConnection) -> Result<Tx, DbErr> {
-    use sea_orm::TransactionTrait;
-    Ok(Tx(Some(db.begin().await?)))
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    Ok(Tx(Some(db.begin_with_options(options).await?)))
 }
 
 impl Tx {
@@ -210,6 +228,29 @@ impl Drop for Tx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_that_stops_or_starts_is_unavailable_not_an_internal_error() {
+        use sea_orm::RuntimeErr;
+        for text in [
+            "error returned from database: terminating connection due to administrator command",
+            "error returned from database: the database system is shutting down",
+            "error returned from database: the database system is starting up",
+            "error returned from database: 2006 (HY000): MySQL server has gone away",
+            "pool timed out while waiting for an open connection",
+        ] {
+            assert!(
+                is_unavailable(&DbErr::Query(RuntimeErr::Internal(text.into()))),
+                "{text}"
+            );
+            assert!(
+                is_unavailable(&DbErr::Exec(RuntimeErr::Internal(text.into()))),
+                "{text}"
+            );
+        }
+        let other = DbErr::Query(RuntimeErr::Internal("syntax error at or near \"SELEC\"".into()));
+        assert!(!is_unavailable(&other));
+    }
 
     #[test]
     fn passwords_are_redacted_from_urls() {

@@ -42,8 +42,14 @@ pub fn init(settings: &Settings) -> anyhow::Result<LogGuard> {
         layers.push(format_layer(settings.log_format, writer));
         guard = Some(worker);
     }
+    // The filter applies to the whole subscriber, not as a per-layer filter: with a per-layer
+    // filter, a `log`-crate `enabled` query (sqlx makes them, e.g. for PostgreSQL notices)
+    // leaves stale filter state behind and the next event is silently dropped
+    // (tokio-rs/tracing#2519) — with `LOG_LEVEL=warn,users_api=info` that was the
+    // "users-api listening" line.
     let _ = tracing_subscriber::registry()
-        .with(layers.with_filter(filter))
+        .with(layers)
+        .with(filter)
         .try_init();
     Ok(LogGuard { _worker: guard })
 }

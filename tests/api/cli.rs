@@ -145,6 +145,25 @@ async fn serve_logs_json_with_request_ids_and_never_secrets() {
     assert!(span["user_id"].is_number(), "user id missing: {me_line}");
 }
 
+/// With the log filter applied per layer, sqlx's `log`-crate queries on PostgreSQL made the
+/// next event vanish (tokio-rs/tracing#2519): under `warn,users_api=info` that was the
+/// "listening" line, which `serve` here (and the CI scripts) wait for.
+#[tokio::test]
+async fn serve_on_postgres_logs_listening_under_a_narrow_log_filter() {
+    let Some(database) = crate::helpers::TestDatabase::create(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let scratch = Scratch::new();
+    let server = serve(
+        &scratch,
+        &[
+            ("DATABASE_URL", &database.url),
+            ("LOG_LEVEL", "warn,users_api=info"),
+        ],
+    );
+    assert!(server.base.starts_with("http://127.0.0.1:"), "{}", server.base);
+}
+
 #[test]
 fn create_admin_reads_the_password_from_stdin_and_the_admin_can_log_in() {
     let scratch = Scratch::new();

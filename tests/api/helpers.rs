@@ -298,15 +298,16 @@ impl TestApp {
 }
 
 /// A database that exists for one test and is dropped after it.
-struct TestDatabase {
+pub(crate) struct TestDatabase {
     backend: Backend,
-    url: String,
+    pub(crate) url: String,
     server: String,
     name: String,
 }
 
 impl TestDatabase {
-    async fn create(backend: Backend) -> Option<Self> {
+    /// A fresh, empty database on `backend`; `None` when that backend is not configured.
+    pub(crate) async fn create(backend: Backend) -> Option<Self> {
         let name = format!("users_api_test_{}", uuid::Uuid::new_v4().simple());
         if backend == Backend::Sqlite {
             let path = std::env::temp_dir().join(format!("{name}.db"));

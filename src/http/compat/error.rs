@@ -28,6 +28,20 @@ pub struct CompatValidationBody {
     pub messages: BTreeMap<String, Vec<String>>,
 }
 
+/// What a compat 400 may look like: a marshmallow-style validation error
+/// (`{"error": "Validation Error", "messages": {…}}`) or a plain `{"error": …}` such as
+/// `Username already exists` (with a `message` for other bad requests). Documentation only: the
+/// bodies themselves are [`CompatValidationBody`] and [`CompatErrorBody`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompatBadRequestBody {
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Present for validation errors: messages by field name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages: Option<BTreeMap<String, Vec<String>>>,
+}
+
 #[derive(Debug)]
 pub struct CompatError(pub ApiError);
 

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{CompatError, CompatErrorBody, CompatValidationBody};
+use super::error::{CompatBadRequestBody, CompatError, CompatErrorBody};
 use crate::domain::{Email, FieldErrors, Password, SecretString, Username};
 use crate::http::AppState;
 use crate::http::extract::{AuthUser, Client, JsonBody, Path};
@@ -154,7 +154,7 @@ fn new_account(req: CompatRegister, state: &AppState) -> Result<NewAccount, Comp
     post, path = "/api/register", tag = "compat", request_body = CompatRegister,
     responses(
         (status = 201, body = CompatUser),
-        (status = 400, description = "Validation error, or the username or email exists", body = CompatValidationBody),
+        (status = 400, description = "Validation error, or the username or email exists", body = CompatBadRequestBody),
         (status = 413, body = CompatErrorBody), (status = 415, body = CompatErrorBody),
         (status = 429, body = CompatErrorBody),
     )
@@ -173,7 +173,7 @@ pub async fn register(
     post, path = "/api/users", tag = "compat", request_body = CompatRegister,
     responses(
         (status = 201, body = CompatUser),
-        (status = 400, description = "Validation error, or the username or email exists", body = CompatValidationBody),
+        (status = 400, description = "Validation error, or the username or email exists", body = CompatBadRequestBody),
         (status = 413, body = CompatErrorBody), (status = 415, body = CompatErrorBody),
         (status = 429, body = CompatErrorBody),
     )
@@ -190,7 +190,7 @@ pub async fn create_user(
     post, path = "/api/login", tag = "compat", request_body = CompatLogin,
     responses(
         (status = 200, body = CompatToken),
-        (status = 400, body = CompatValidationBody),
+        (status = 400, body = CompatBadRequestBody),
         (status = 401, description = "Invalid credentials", body = CompatErrorBody),
         (status = 403, description = "Inactive user", body = CompatErrorBody),
         (status = 413, body = CompatErrorBody), (status = 415, body = CompatErrorBody),
@@ -219,7 +219,7 @@ pub async fn login(
     get, path = "/api/users", tag = "compat", security(("bearer" = [])),
     params(crate::http::native::schemas::PageQuery),
     responses(
-        (status = 200, body = Vec<CompatUser>), (status = 400, body = CompatValidationBody),
+        (status = 200, body = Vec<CompatUser>), (status = 400, body = CompatBadRequestBody),
         (status = 401, body = CompatErrorBody), (status = 403, body = CompatErrorBody),
     )
 )]
@@ -260,7 +260,7 @@ pub async fn get_user(
     put, path = "/api/users/{id}", tag = "compat", params(("id" = i64, Path)), request_body = CompatUpdate,
     security(("bearer" = [])),
     responses(
-        (status = 200, body = CompatUser), (status = 400, body = CompatValidationBody),
+        (status = 200, body = CompatUser), (status = 400, body = CompatBadRequestBody),
         (status = 401, body = CompatErrorBody), (status = 403, body = CompatErrorBody),
         (status = 404, body = CompatErrorBody), (status = 413, body = CompatErrorBody),
         (status = 415, body = CompatErrorBody),
