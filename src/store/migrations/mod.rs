@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 mod m20260101_000001_users_and_sessions;
 mod m20260102_000001_refresh_tokens_and_profiles;
 mod m20260103_000001_rbac;
+mod m20260110_000001_search_indexes;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000001_users_and_sessions::Migration),
             Box::new(m20260102_000001_refresh_tokens_and_profiles::Migration),
             Box::new(m20260103_000001_rbac::Migration),
+            Box::new(m20260110_000001_search_indexes::Migration),
         ]
     }
 }
