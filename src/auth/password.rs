@@ -1,16 +1,10 @@
 //! Argon2id password hashing, kept off the async executor.
 //!
 //! Hashing takes tens of milliseconds of pure CPU and 19 MiB of memory. Hashes run on a small
-//! pool of dedicated threads, one per core by default, so a login flood queues here instead of
-//! starving the threads that serve every other request:
-//!
-//! * the pool's size bounds how many hashes run at once (and so CPU and memory);
-//! * its threads run at a lower scheduling priority (nice 10), so when request threads have work
-//!   they get the CPU first and `/healthz` stays fast during a flood, while idle CPU still goes
-//!   to hashing;
-//! * the same few threads do every hash, so the allocator reuses their 19 MiB blocks. Tokio's
-//!   blocking pool spread hashes over many threads, and glibc kept a freed block in each
-//!   thread's arena: the process grew by 19 MiB per thread that had ever hashed (500+ MiB).
+//! pool of dedicated threads, one per core by default, whose size bounds how many run at once
+//! (and so CPU and memory): a login flood queues here instead of starving the threads that serve
+//! every other request. Each hash's block goes back to the system when it is freed; see
+//! [`tune_allocator`].
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, mpsc};
@@ -93,7 +87,7 @@ impl PasswordHasher {
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// A fixed set of low-priority threads that run hashing jobs in arrival order. The threads end
+/// A fixed set of threads that run hashing jobs in arrival order. The threads end
 /// when the last [`PasswordHasher`] clone is dropped (the channel closes).
 struct HashPool {
     jobs: Mutex<mpsc::Sender<Job>>,
@@ -108,7 +102,6 @@ impl HashPool {
             std::thread::Builder::new()
                 .name(format!("argon2-{index}"))
                 .spawn(move || {
-                    lower_priority();
                     loop {
                         // The lock is held only while waiting for the next job, not while hashing.
                         let job = match queue.lock() {
@@ -137,13 +130,19 @@ impl HashPool {
     }
 }
 
-/// Nice 10 for the calling thread (Linux applies `setpriority` to one thread). Best effort: on
-/// failure hashing merely competes with request threads as an equal.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority has no memory-safety preconditions; who = 0 is the calling thread.
+/// Makes glibc return Argon2's 19 MiB blocks to the system when they are freed. The blocks are
+/// 64-byte aligned, so they come from `posix_memalign`; with glibc's default, self-adjusting
+/// mmap threshold the first freed block raises the threshold, later blocks come from the heap,
+/// and the alignment padding fragments it so that a freed block is never reused: resident
+/// memory grew by one block per hash, past 500 MiB under a login flood. A fixed threshold keeps
+/// every allocation of 1 MiB or more in its own mapping, unmapped on free. The cost, faulting in
+/// fresh pages for each hash, was paid anyway while the heap kept growing. Call once, early in
+/// `main`; elsewhere than glibc it does nothing.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a malloc tunable, under glibc's own lock.
     unsafe {
-        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+        let _ = libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 
