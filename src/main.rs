@@ -95,6 +95,7 @@ enum MigrateAction {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    users_api::auth::password::tune_allocator();
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,8 @@
 //! The HTTP edge: routing, middleware, extractors and error mapping. Handlers extract, call a
 //! service and map the result; they decide nothing.
 
+#[cfg(feature = "bench")]
+mod bench;
 pub mod compat;
 pub mod error;
 pub mod extract;
@@ -81,6 +83,9 @@ pub fn app(state: AppState) -> Router {
     let limits = state.limits.clone();
     let (router, api) = api_routes(Some(&limits)).split_for_parts();
     let api = openapi::finish(api);
+    // Benchmark-only routes exist only in builds with the `bench` feature (see `bench.rs`).
+    #[cfg(feature = "bench")]
+    let router = router.merge(bench::router());
     router
         .merge(openapi::docs_router(api))
         // An operations endpoint in Prometheus' text format, kept out of the API document.

@@ -235,13 +235,14 @@ pub async fn authenticate(core: &Core, token: &str) -> Result<Caller, ServiceErr
     const INVALID: ServiceError = ServiceError::Unauthenticated("Could not validate credentials");
     let now = core.clock.now();
     let claims = core.tokens.verify(token, now).map_err(|_| INVALID)?;
-    let Some((session, user)) = store::sessions::find_with_user(&core.db, &claims.sid).await? else {
+    let Some((session, user, roles, permissions)) =
+        store::sessions::find_with_user_and_grants(&core.db, &claims.sid).await?
+    else {
         return Err(INVALID);
     };
     let live = session.revoked_at.is_none() && session.expires_at > now;
     if Some(user.id) != claims.user_id() || !live || !user.is_active {
         return Err(INVALID);
     }
-    let (roles, permissions) = rbac::resolve(&core.db, user.id).await?;
     Ok(Caller::new(user, session.id, roles, permissions))
 }

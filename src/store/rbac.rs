@@ -119,22 +119,27 @@ pub async fn resolve(db: &impl ConnectionTrait, user_id: i64) -> Result<(Vec<Str
         .into_tuple::<(String, Option<String>, Option<String>)>()
         .all(db)
         .await?;
+    Ok(fold_grants(rows))
+}
+
+/// Role names and `resource:action` permission names, each sorted and without duplicates, from
+/// (role, resource, action) rows of a join over a user's roles and their permissions.
+pub(crate) fn fold_grants(
+    rows: impl IntoIterator<Item = (String, Option<String>, Option<String>)>,
+) -> (Vec<String>, Vec<String>) {
     let mut roles = Vec::new();
     let mut permissions = Vec::new();
     for (role, resource, action) in rows {
-        if !roles.contains(&role) {
-            roles.push(role);
-        }
         if let (Some(resource), Some(action)) = (resource, action) {
-            let name = format!("{resource}:{action}");
-            if !permissions.contains(&name) {
-                permissions.push(name);
-            }
+            permissions.push(format!("{resource}:{action}"));
         }
+        roles.push(role);
     }
-    roles.sort();
-    permissions.sort();
-    Ok((roles, permissions))
+    roles.sort_unstable();
+    roles.dedup();
+    permissions.sort_unstable();
+    permissions.dedup();
+    (roles, permissions)
 }
 
 pub async fn permission_by_name(db: &impl ConnectionTrait, name: &str) -> Result<Option<Permission>, DbErr> {

@@ -82,14 +82,15 @@ fn condition(filter: &ListFilter) -> Condition {
     let mut cond = Condition::all();
     if let Some(term) = filter.search.as_deref().filter(|t| !t.trim().is_empty()) {
         let pattern = format!("%{}%", escape_like(&term.trim().to_lowercase()));
-        let like = |col: Column| {
-            Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(pattern.clone()).escape('\\'))
-        };
+        let like = || LikeExpr::new(pattern.clone()).escape('\\');
+        // `email_lower` and `username_lower` are stored lower-cased, so they are matched as they
+        // are; only `full_name` needs `LOWER`. These exact expressions are what the PostgreSQL
+        // trigram indexes cover (migration m20260110_000001_search_indexes).
         cond = cond.add(
             Condition::any()
-                .add(like(Column::EmailLower))
-                .add(like(Column::UsernameLower))
-                .add(like(Column::FullName)),
+                .add(Expr::col(Column::EmailLower).like(like()))
+                .add(Expr::col(Column::UsernameLower).like(like()))
+                .add(Expr::expr(Func::lower(Expr::col(Column::FullName))).like(like())),
         );
     }
     if filter.active_only {

@@ -8,6 +8,7 @@ mod m20260101_000001_users_and_sessions;
 mod m20260102_000001_refresh_tokens_and_profiles;
 mod m20260103_000001_rbac;
 mod m20260104_000001_login_throttle;
+mod m20260110_000001_search_indexes;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260102_000001_refresh_tokens_and_profiles::Migration),
             Box::new(m20260103_000001_rbac::Migration),
             Box::new(m20260104_000001_login_throttle::Migration),
+            Box::new(m20260110_000001_search_indexes::Migration),
         ]
     }
 }

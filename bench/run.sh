@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# Load benchmark of users-api: builds the release binary (with the `bench` feature, which adds
+# the /_bench routes and nothing else), seeds a fresh database per backend with 100k users,
+# starts the service on loopback and measures each scenario with wrk. See docs/benchmarks.md.
+#
+#   bench/run.sh                       # everything, SQLite and PostgreSQL, 15 s per scenario
+#   DURATION=5 CONNECTIONS=16 BACKENDS=sqlite bench/run.sh    # a quick run
+#
+# Environment (all optional):
+#   DURATION      seconds per scenario (default 15, at most 120)
+#   CONNECTIONS   wrk connections (default 32);  THREADS  wrk threads (default 2)
+#   BACKENDS      "sqlite postgres" (default)
+#   USERS         users seeded (default 100000)
+#   PG_URL        PostgreSQL server (default postgres://postgres@127.0.0.1:5432); a database
+#                 users_api_bench_<pid> is created there and dropped at exit
+#   BIN           use this binary instead of building one (it needs the `bench` feature)
+#   LABEL         name of this run in the results (default "current")
+#   OUT           results folder (default bench/results)
+#   SCENARIOS     subset to run, e.g. "ceiling read_user" (default all)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+DURATION=${DURATION:-15}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+BACKENDS=${BACKENDS:-"sqlite postgres"}
+USERS=${USERS:-100000}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+LABEL=${LABEL:-current}
+OUT=${OUT:-$here/results}
+SCENARIOS=${SCENARIOS:-"ceiling read_user me search refresh login register healthz_login"}
+PORT=${PORT:-18461}
+HOST=127.0.0.1
+PASSWORD='BenchPassw0rd!2026'
+ADMIN=admin@bench.example
+
+# Bounded: a typo must not leave a load generator running for hours.
+if ! [[ $DURATION =~ ^[0-9]+$ ]] || ((DURATION < 1 || DURATION > 120)); then
+  echo "DURATION must be 1..120 seconds" >&2
+  exit 2
+fi
+case $PG_URL in
+  postgres://*@127.0.0.1:* | postgres://*@localhost:* | postgresql://*@127.0.0.1:* | postgresql://*@localhost:*) ;;
+  *) echo "PG_URL must point at a loopback server" >&2; exit 2 ;;
+esac
+
+command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
+for tool in curl sqlite3 psql python3; do
+  command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 2; }
+done
+
+work=$(mktemp -d /tmp/users-api-bench.XXXXXX)
+pids=()
+pg_db=""
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ -n $pg_db ]]; then
+    psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [[ -z ${BIN:-} ]]; then
+  echo "building the release binary (cargo build --release --features bench)"
+  (cd "$root" && cargo build --release --features bench --quiet)
+  BIN=${CARGO_TARGET_DIR:-$root/target}/release/users-api
+fi
+
+mkdir -p "$OUT"
+results=$OUT/$LABEL.tsv
+echo -e "label\tbackend\tscenario\trps\tp50_ms\tp99_ms\terrors\trequests\tpeak_rss_mib" >"$results"
+extras=$OUT/$LABEL.extra.tsv
+echo -e "label\tbackend\tmetric\tvalue" >"$extras"
+extra() { echo -e "$LABEL\t$1\t$2\t$3" >>"$extras"; echo "  $2 = $3"; }
+
+export JWT_SECRET_KEY=bench-signing-key-bench-signing-key-0123456789
+# One address sends every request here: the per-client request-rate shield (docs/security.md)
+# would refuse the floods this script measures. The login throttle stays on (its queries are
+# part of a real login); every benchmark login succeeds, so it never refuses one.
+export AUTH_RATE_PER_SECOND=0
+export APP_ENV=development HOST PORT DATA_DIR=$work/data LOG_LEVEL=${LOG_LEVEL:-info}
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# Samples the service's resident memory every 100 ms into a file until killed.
+sample_rss() {
+  local pid=$1 file=$2
+  while kill -0 "$pid" 2>/dev/null; do
+    rss_kib "$pid" >>"$file"
+    sleep 0.1
+  done
+}
+
+start_service() {
+  "$BIN" serve >>"$work/service.log" 2>&1 &
+  service_pid=$!
+  pids+=("$service_pid")
+  for _ in $(seq 1 300); do
+    curl -fs "http://$HOST:$PORT/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "the service did not become ready; log:" >&2
+  tail -20 "$work/service.log" >&2
+  exit 1
+}
+
+stop_service() {
+  kill "$service_pid" 2>/dev/null || true
+  wait "$service_pid" 2>/dev/null || true
+}
+
+# run_wrk NAME LUA DURATION CONNS THREADS PATH [ARGS...]: prints the RESULT line.
+run_wrk() {
+  local name=$1 lua=$2 dur=$3 conns=$4 threads=$5 path=$6
+  shift 6
+  cat "$here/lua/$lua" "$here/lua/report.lua" >"$work/$name.lua"
+  wrk -t"$threads" -c"$conns" -d"${dur}s" --timeout 10s -s "$work/$name.lua" \
+    "http://$HOST:$PORT$path" -- "$@" >"$work/$name.out" 2>&1 || true
+  grep '^RESULT' "$work/$name.out" || { echo "RESULT rps=0 p50_ms=0 p99_ms=0 errors=-1 requests=0"; cat "$work/$name.out" >&2; }
+}
+
+record() { # BACKEND SCENARIO RESULT_LINE RSS_FILE
+  local rss
+  rss=$(sort -n "$4" | tail -1)
+  python3 - "$LABEL" "$1" "$2" "$3" "${rss:-0}" >>"$results" <<'PY'
+import sys
+label, backend, scenario, line, rss = sys.argv[1:]
+kv = dict(p.split("=") for p in line.split()[1:])
+print("\t".join([label, backend, scenario, kv["rps"], kv["p50_ms"], kv["p99_ms"], kv["errors"],
+                 kv["requests"], f"{int(rss) / 1024:.1f}"]))
+PY
+  tail -1 "$results" | awk -F'\t' '{printf "  %-14s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s  peak RSS %s MiB\n", $3, $4, $5, $6, $7, $9}'
+}
+
+scenario() { # BACKEND NAME LUA PATH [ARGS...]
+  local backend=$1 name=$2 lua=$3 path=$4
+  shift 4
+  local rss=$work/$name.rss
+  : >"$rss"
+  sample_rss "$service_pid" "$rss" &
+  local sampler=$!
+  pids+=("$sampler")
+  local line
+  line=$(run_wrk "$name" "$lua" "$DURATION" "$CONNECTIONS" "$THREADS" "$path" "$@")
+  kill "$sampler" 2>/dev/null || true
+  record "$backend" "$name" "$line" "$rss"
+}
+
+wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
+
+login() { # EMAIL -> JSON
+  curl -fs -X POST "http://$HOST:$PORT/auth/login" \
+    -H 'Content-Type: application/x-www-form-urlencoded' \
+    --data-urlencode "username=$1" --data-urlencode "password=$PASSWORD"
+}
+
+seed() { # BACKEND
+  local backend=$1
+  DATABASE_URL=$db_url "$BIN" migrate up >/dev/null
+  printf '%s\n' "$PASSWORD" | DATABASE_URL=$db_url "$BIN" create-admin --email "$ADMIN" --username benchadmin >/dev/null
+  local hash
+  if [[ $backend == sqlite ]]; then
+    hash=$(sqlite3 "$work/users.db" "SELECT password_hash FROM users WHERE email_lower = '$ADMIN'")
+  else
+    hash=$(psql "$db_url" -Atc "SELECT password_hash FROM users WHERE email_lower = '$ADMIN'")
+  fi
+  # A UserVault (Flask) database of USERS accounts sharing one Argon2id hash: nothing is hashed
+  # 100k times, and the import below is the one users-api offers for UserVault.
+  local source=$work/uservault.db
+  if [[ ! -f $source ]]; then
+    sqlite3 "$source" <<SQL
+CREATE TABLE user (id INTEGER PRIMARY KEY, username VARCHAR(80) UNIQUE NOT NULL,
+                   email VARCHAR(120) UNIQUE NOT NULL, password_hash VARCHAR(256));
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $USERS)
+INSERT INTO user SELECT i, 'user' || i, 'user' || i || '@bench.example', '$hash' FROM n;
+SQL
+  fi
+  local started ended
+  started=$(date +%s.%N)
+  DATABASE_URL=$db_url "$BIN" import --from "sqlite://$source" --format uservault >"$work/import.log" 2>&1
+  ended=$(date +%s.%N)
+  extra "$backend" "import_${USERS}_users_s" "$(echo "$ended - $started" | bc -l | xargs printf '%.2f')"
+}
+
+# Cold start: exec to the first 200 from /readyz, polled every millisecond over a raw socket.
+cold_start() { # BACKEND
+  python3 - "$BIN" "$HOST" "$PORT" <<'PY'
+import socket, subprocess, sys, time
+binary, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+times = []
+for _ in range(5):
+    started = time.monotonic()
+    proc = subprocess.Popen([binary, "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            if time.monotonic() - started > 10:
+                raise SystemExit("not ready after 10 s")
+            try:
+                with socket.create_connection((host, port), timeout=1) as s:
+                    s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    if s.recv(64).startswith(b"HTTP/1.1 200"):
+                        times.append((time.monotonic() - started) * 1000)
+                        break
+            except OSError:
+                pass
+            time.sleep(0.001)
+    finally:
+        proc.terminate()
+        proc.wait()
+times.sort()
+print(f"{times[len(times) // 2]:.0f}")
+PY
+}
+
+cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $cpu_model"
+echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, label $LABEL, binary $BIN"
+
+for backend in $BACKENDS; do
+  echo "== $backend"
+  case $backend in
+    sqlite) db_url="sqlite://$work/users.db" ;;
+    postgres)
+      pg_db=users_api_bench_$$
+      psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null
+      psql "$PG_URL/postgres" -qc "CREATE DATABASE $pg_db" >/dev/null
+      db_url="$PG_URL/$pg_db"
+      ;;
+    *) echo "unknown backend $backend" >&2; exit 2 ;;
+  esac
+  export DATABASE_URL=$db_url
+  seed "$backend"
+  if [[ $backend == sqlite ]]; then
+    extra "$backend" cold_start_ms "$(cold_start "$backend")"
+  fi
+  start_service
+  sleep 1
+  extra "$backend" rss_at_rest_mib "$(echo "$(rss_kib "$service_pid") / 1024" | bc -l | xargs printf '%.1f')"
+  hash_us=$(curl -fs "http://$HOST:$PORT/_bench/argon2?n=10" | python3 -c "import json,sys; h=json.load(sys.stdin)['hash_us']; print(h[len(h)//2])")
+  extra "$backend" argon2_hash_ms "$(echo "$hash_us / 1000" | bc -l | xargs printf '%.1f')"
+  extra "$backend" hash_bound_rps "$(echo "$(nproc) * 1000000 / $hash_us" | bc -l | xargs printf '%.1f')"
+
+  admin_token=$(login "$ADMIN" | json_field access_token)
+  target_id=$((USERS / 2))
+
+  wants ceiling && scenario "$backend" ceiling get_auth.lua /_bench/static "$admin_token"
+  wants read_user && scenario "$backend" read_user get_auth.lua "/users/$target_id" "$admin_token"
+  wants me && scenario "$backend" me get_auth.lua /auth/me "$admin_token"
+  wants search && scenario "$backend" search search.lua / "$admin_token" 20
+  if wants refresh; then
+    : >"$work/refresh-tokens"
+    for _ in $(seq 1 $((CONNECTIONS + 8))); do
+      login user1@bench.example | json_field refresh_token >>"$work/refresh-tokens"
+    done
+    scenario "$backend" refresh refresh.lua /auth/refresh "$work/refresh-tokens" "$THREADS"
+  fi
+  wants login && scenario "$backend" login login.lua /auth/login user2@bench.example "$PASSWORD"
+  wants register && scenario "$backend" register register.lua /auth/register "$LABEL$$" "$PASSWORD"
+  if wants healthz_login; then
+    # Two load generators at once: a login flood at full concurrency, and a small closed-loop
+    # probe of /healthz (1 thread, 4 connections) that starts 2 s later and ends 2 s earlier.
+    rss=$work/healthz.rss
+    : >"$rss"
+    sample_rss "$service_pid" "$rss" &
+    sampler=$!
+    pids+=("$sampler")
+    run_wrk login_flood login.lua "$DURATION" "$CONNECTIONS" "$THREADS" /auth/login \
+      user3@bench.example "$PASSWORD" >"$work/login_flood.result" &
+    flood=$!
+    pids+=("$flood")
+    sleep 2
+    probe_dur=$((DURATION > 5 ? DURATION - 4 : 1))
+    line=$(run_wrk healthz get_auth.lua "$probe_dur" 4 1 /healthz none)
+    wait "$flood" || true
+    kill "$sampler" 2>/dev/null || true
+    record "$backend" healthz_during_login "$line" "$rss"
+    record "$backend" login_during_probe "$(cat "$work/login_flood.result")" "$rss"
+  fi
+  extra "$backend" rss_after_load_mib "$(echo "$(rss_kib "$service_pid") / 1024" | bc -l | xargs printf '%.1f')"
+  stop_service
+  if [[ $backend == postgres ]]; then
+    psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null
+    pg_db=""
+  fi
+  rm -f "$work"/users.db*
+done
+
+python3 "$here/report.py" "$OUT"
+echo "results: $results, $extras; chart and table: $OUT/chart.svg, $OUT/table.md"

@@ -1,0 +1,62 @@
+//! Routes that only `bench/run.sh` uses, compiled in with the `bench` cargo feature and absent
+//! from every other build (`cargo build --release` has no such route), so they can never be
+//! reached in production.
+//!
+//! * `GET /_bench/static` answers a fixed JSON body behind the same bearer-token check as the
+//!   API (signature and expiry of the JWT) but without touching the database: the ceiling of
+//!   what the HTTP stack, middleware and JWT verification can serve on this machine, against
+//!   which the database-backed figures are read.
+//! * `GET /_bench/argon2?n=N` times N sequential Argon2id hashes at the configured parameters,
+//!   which gives the hash-bound limit of login and register (cores ÷ time of one hash).
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::AppState;
+use super::extract::{Query, bearer_token};
+use crate::domain::SecretString;
+
+/// About the size of a user as `GET /users/{id}` answers it.
+const STATIC_BODY: &str = r#"{"id":1,"email":"bench@example.com","username":"bench","full_name":"Bench User","is_active":true,"is_admin":false,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/_bench/static", get(static_json))
+        .route("/_bench/argon2", get(argon2))
+}
+
+async fn static_json(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let valid = bearer_token(&headers)
+        .is_some_and(|token| state.core.tokens.verify(token, state.core.clock.now()).is_ok());
+    if !valid {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    ([(header::CONTENT_TYPE, "application/json")], STATIC_BODY).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct HashRuns {
+    n: Option<u32>,
+}
+
+/// Sequential hashes through the service's own hasher; answers each one's duration in
+/// microseconds, sorted.
+async fn argon2(State(state): State<AppState>, Query(runs): Query<HashRuns>) -> Response {
+    let n = runs.n.unwrap_or(5).clamp(1, 20);
+    let password = SecretString::new("bench-password-123");
+    let mut micros = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let started = Instant::now();
+        if state.core.hasher.hash(&password).await.is_err() {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+        micros.push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+    }
+    micros.sort_unstable();
+    axum::Json(serde_json::json!({ "hash_us": micros })).into_response()
+}
