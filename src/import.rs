@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query};
+use sea_orm::sea_query::{Alias, Expr, Func, Query};
 use sea_orm::{
     ActiveValue::Set, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, EntityTrait,
     QueryResult, Statement,
@@ -315,32 +315,15 @@ pub async fn run(
             .context("writing users")?;
     }
     progress(total, total);
-    grant_default_roles_after(&*txn, max_before).await?;
+    crate::store::rbac::grant_default_roles_after(&*txn, max_before)
+        .await
+        .context("granting default roles")?;
     if dry_run {
         txn.rollback().await?;
     } else {
         txn.commit().await?;
     }
     Ok((format, report))
-}
-
-/// Gives every user created after `max_before` the default roles, in one statement.
-async fn grant_default_roles_after(db: &impl ConnectionTrait, max_before: i64) -> anyhow::Result<()> {
-    let select = Query::select()
-        .column((Alias::new("users"), Alias::new("id")))
-        .column((Alias::new("roles"), Alias::new("id")))
-        .from(Alias::new("users"))
-        .from(Alias::new("roles"))
-        .and_where(Expr::col((Alias::new("roles"), Alias::new("is_default"))).eq(true))
-        .and_where(Expr::col((Alias::new("users"), Alias::new("id"))).gt(max_before))
-        .to_owned();
-    let insert = Query::insert()
-        .into_table(Alias::new("user_roles"))
-        .columns([Alias::new("user_id"), Alias::new("role_id")])
-        .select_from(select)?
-        .to_owned();
-    db.execute(&insert).await.context("granting default roles")?;
-    Ok(())
 }
 
 /// Turns a source row into a new user, or says why it cannot be imported.

@@ -66,14 +66,16 @@ pub async fn seed_catalogue(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// Gives every existing user every default role (used once, when RBAC arrives).
-pub async fn grant_default_roles_to_all(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+/// Gives every user with an id above `after` every default role, in one statement: all users
+/// (`after` = 0) when RBAC arrives, the newly imported ones after an import.
+pub async fn grant_default_roles_after(db: &impl ConnectionTrait, after: i64) -> Result<(), DbErr> {
     let select = Query::select()
         .column((Alias::new("users"), Alias::new("id")))
         .column((Alias::new("roles"), Alias::new("id")))
         .from(Alias::new("users"))
         .from(Alias::new("roles"))
         .and_where(Expr::col((Alias::new("roles"), Alias::new("is_default"))).eq(true))
+        .and_where(Expr::col((Alias::new("users"), Alias::new("id"))).gt(after))
         .to_owned();
     let insert = Query::insert()
         .into_table(Alias::new("user_roles"))

@@ -171,7 +171,7 @@ impl MigrationTrait for Migration {
 
         let db = manager.get_connection();
         rbac::seed_catalogue(db).await?;
-        rbac::grant_default_roles_to_all(db).await?;
+        rbac::grant_default_roles_after(db, 0).await?;
         Ok(())
     }
 
