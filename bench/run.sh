@@ -82,7 +82,8 @@ export JWT_SECRET_KEY=bench-signing-key-bench-signing-key-0123456789
 # would refuse the floods this script measures. The login throttle stays on (its queries are
 # part of a real login); every benchmark login succeeds, so it never refuses one.
 export AUTH_RATE_PER_SECOND=0
-export APP_ENV=development HOST PORT DATA_DIR=$work/data LOG_LEVEL=${LOG_LEVEL:-info}
+# Configured as deployed (deploy/k8s, deploy/compose): production, JSON logs at info.
+export APP_ENV=production LOG_FORMAT=json HOST PORT DATA_DIR=$work/data LOG_LEVEL=${LOG_LEVEL:-info}
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -230,7 +231,9 @@ for backend in $BACKENDS; do
       pg_db=users_api_bench_$$
       psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null
       psql "$PG_URL/postgres" -qc "CREATE DATABASE $pg_db" >/dev/null
-      db_url="$PG_URL/$pg_db"
+      # Loopback: no TLS, as for a database beside the service (sqlx would otherwise
+      # negotiate TLS with a server that offers it, at a cost on both sides of each query).
+      db_url="$PG_URL/$pg_db?sslmode=disable"
       ;;
     *) echo "unknown backend $backend" >&2; exit 2 ;;
   esac

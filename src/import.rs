@@ -320,10 +320,26 @@ pub async fn run(
         .context("granting default roles")?;
     if dry_run {
         txn.rollback().await?;
-    } else {
-        txn.commit().await?;
+        return Ok((format, report));
     }
+    txn.commit().await?;
+    refresh_statistics(&core.db).await;
     Ok((format, report))
+}
+
+/// After a bulk import the planner's statistics still describe the table as it was, and
+/// PostgreSQL keeps the new rows' trigram entries in a pending list that every search scans,
+/// until autovacuum gets to it. Both are brought up to date here so that the first searches
+/// use the indexes. The import has already committed; a failure here only costs speed.
+async fn refresh_statistics(db: &DatabaseConnection) {
+    let sql = match db.get_database_backend() {
+        DbBackend::Postgres => "VACUUM (ANALYZE) users",
+        DbBackend::MySql => "ANALYZE TABLE users",
+        _ => "ANALYZE users",
+    };
+    if let Err(err) = db.execute_unprepared(sql).await {
+        tracing::warn!(error = %err, "could not refresh the users table's statistics after the import");
+    }
 }
 
 /// Turns a source row into a new user, or says why it cannot be imported.

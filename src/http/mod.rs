@@ -35,7 +35,8 @@ use error::ApiError;
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub core: Core,
+    /// Shared, not copied: axum clones the state for every extractor that asks for it.
+    pub core: Arc<Core>,
     limits: Arc<Limits>,
     ops: Arc<Ops>,
 }
@@ -65,7 +66,7 @@ pub struct Ops {
 impl AppState {
     pub fn new(core: Core, limits: Limits, ops: Ops) -> Self {
         Self {
-            core,
+            core: Arc::new(core),
             limits: Arc::new(limits),
             ops: Arc::new(ops),
         }

@@ -154,15 +154,12 @@ fn issue(
 pub async fn refresh(core: &Core, refresh_token: &str) -> Result<IssuedTokens, ServiceError> {
     const INVALID: ServiceError = ServiceError::Unauthenticated("Invalid or expired refresh token");
     let now = core.clock.now();
-    let Some((token, session)) = sessions::find_refresh(&core.db, &hash_refresh_token(refresh_token)).await?
+    let Some((token, session, user_active)) =
+        sessions::find_refresh(&core.db, &hash_refresh_token(refresh_token)).await?
     else {
         return Err(INVALID);
     };
-    if session.revoked_at.is_some() || token.expires_at <= now || session.expires_at <= now {
-        return Err(INVALID);
-    }
-    let user = users::find(&core.db, session.user_id).await?;
-    if !user.as_ref().is_some_and(|u| u.is_active) {
+    if session.revoked_at.is_some() || token.expires_at <= now || session.expires_at <= now || !user_active {
         return Err(INVALID);
     }
 
@@ -235,14 +232,17 @@ pub async fn authenticate(core: &Core, token: &str) -> Result<Caller, ServiceErr
     const INVALID: ServiceError = ServiceError::Unauthenticated("Could not validate credentials");
     let now = core.clock.now();
     let claims = core.tokens.verify(token, now).map_err(|_| INVALID)?;
-    let Some((session, user, roles, permissions)) =
-        store::sessions::find_with_user_and_grants(&core.db, &claims.sid).await?
-    else {
+    let Some(grant) = store::sessions::find_with_user_and_grants(&core.db, &claims.sid).await? else {
         return Err(INVALID);
     };
-    let live = session.revoked_at.is_none() && session.expires_at > now;
-    if Some(user.id) != claims.user_id() || !live || !user.is_active {
+    let live = grant.revoked_at.is_none() && grant.expires_at > now;
+    if Some(grant.user.id) != claims.user_id() || !live || !grant.user.is_active {
         return Err(INVALID);
     }
-    Ok(Caller::new(user, session.id, roles, permissions))
+    Ok(Caller::new(
+        grant.user,
+        claims.sid,
+        grant.roles,
+        grant.permissions,
+    ))
 }

@@ -7,12 +7,15 @@ pub mod sessions;
 pub mod throttle;
 pub mod users;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Pool and timeout settings for [`connect`].
 #[derive(Debug, Clone)]
@@ -39,12 +42,16 @@ pub async fn connect(url: &str, pool: &PoolSettings) -> anyhow::Result<DatabaseC
         .acquire_timeout(pool.acquire_timeout)
         .connect_timeout(pool.acquire_timeout)
         .sqlx_logging(false)
+        // sqlx pings a connection on every checkout by default: a second round trip per
+        // query (on SQLite, a second hand-off to the connection's thread). Only connections
+        // that sat idle long enough to have been dropped by the server are pinged.
+        .test_before_acquire_if_idle_for(Duration::from_secs(1))
         .map_sqlx_sqlite_opts(|o| {
             o.create_if_missing(true)
                 .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5))
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
         });
     let db = Database::connect(opts)
         .await
@@ -164,8 +171,15 @@ pub fn is_unavailable(err: &DbErr) -> bool {
 /// A transaction that is rolled back promptly when dropped uncommitted (an early return or `?`
 /// in a use case). sea-orm, through sqlx, otherwise defers that rollback until the pooled
 /// connection is next used, and on SQLite the write lock stays held until then, so unrelated
-/// writers time out.
-pub struct Tx(Option<sea_orm::DatabaseTransaction>);
+/// writers time out. On SQLite it also holds the database's [write turn](write_turn).
+pub struct Tx {
+    txn: Option<sea_orm::DatabaseTransaction>,
+    turn: Option<OwnedMutexGuard<()>>,
+}
+
+/// How long SQLite waits for a lock another connection holds (`busy_timeout`), and how long a
+/// transaction waits for its write turn.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts a transaction; see [`Tx`].
 ///
@@ -176,26 +190,66 @@ pub struct Tx(Option<sea_orm::DatabaseTransaction>);
 /// queue. Other backends ignore the mode.
 pub async fn begin(db: &DatabaseConnection) -> Result<Tx, DbErr> {
     use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    let turn = match db.get_database_backend() {
+        DbBackend::Sqlite => Some(write_turn(db).await?),
+        _ => None,
+    };
     let options = TransactionOptions {
         sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
         ..TransactionOptions::default()
     };
-    Ok(Tx(Some(db.begin_with_options(options).await?)))
+    Ok(Tx {
+        txn: Some(db.begin_with_options(options).await?),
+        turn,
+    })
+}
+
+/// SQLite has one writer at a time. When write transactions meet at SQLite's lock, the loser
+/// sleeps and polls (1, 2, 5, 10 … 100 ms), so under a burst of refreshes or registrations
+/// most of the time goes to sleeping and the slowest waits for hundreds of milliseconds. This
+/// process's write transactions on one database file therefore take turns on an async lock
+/// first, which wakes the next one the moment the previous one ends; SQLite's own lock still
+/// orders them against other processes and against single-statement writes.
+async fn write_turn(db: &DatabaseConnection) -> Result<OwnedMutexGuard<()>, DbErr> {
+    static TURNS: LazyLock<std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>> =
+        LazyLock::new(Default::default);
+    let file = db
+        .get_sqlite_connection_pool()
+        .connect_options()
+        .get_filename()
+        .to_string_lossy()
+        .into_owned();
+    let turn = {
+        let mut turns = TURNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        turns.entry(file).or_default().clone()
+    };
+    tokio::time::timeout(SQLITE_BUSY_TIMEOUT, turn.lock_owned())
+        .await
+        // Worded as SQLite words it, so that it is reported as contention (503), not a bug.
+        .map_err(|_| {
+            DbErr::Query(sea_orm::RuntimeErr::Internal(
+                "database is locked (waited for the write turn)".into(),
+            ))
+        })
 }
 
 impl Tx {
     pub async fn commit(mut self) -> Result<(), DbErr> {
-        match self.0.take() {
+        let result = match self.txn.take() {
             Some(txn) => txn.commit().await,
             None => Ok(()),
-        }
+        };
+        self.turn.take();
+        result
     }
 
     pub async fn rollback(mut self) -> Result<(), DbErr> {
-        match self.0.take() {
+        let result = match self.txn.take() {
             Some(txn) => txn.rollback().await,
             None => Ok(()),
-        }
+        };
+        self.turn.take();
+        result
     }
 }
 
@@ -203,7 +257,7 @@ impl std::ops::Deref for Tx {
     type Target = sea_orm::DatabaseTransaction;
 
     fn deref(&self) -> &Self::Target {
-        match &self.0 {
+        match &self.txn {
             Some(txn) => txn,
             // Only commit, rollback and drop take the transaction, and they consume `self`.
             None => unreachable!("transaction used after it ended"),
@@ -213,13 +267,16 @@ impl std::ops::Deref for Tx {
 
 impl Drop for Tx {
     fn drop(&mut self) {
-        if let Some(txn) = self.0.take()
+        let turn = self.turn.take();
+        if let Some(txn) = self.txn.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             runtime.spawn(async move {
                 if let Err(err) = txn.rollback().await {
                     tracing::warn!(error = %err, "rolling back a transaction failed");
                 }
+                // The next writer's turn comes once this one has really ended.
+                drop(turn);
             });
         }
     }

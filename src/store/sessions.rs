@@ -2,17 +2,19 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
+use std::sync::LazyLock;
+
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
-    IdenStatic, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationTrait, SelectA, SelectB,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    FromQueryResult, IdenStatic, Iterable, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    RelationTrait, SelectA, SelectB, Statement,
 };
 
 use super::entities::refresh_token::{
     ActiveModel as RefreshActive, Column as RefreshColumn, Entity as RefreshTokens, Model as RefreshToken,
 };
-use super::entities::session::{ActiveModel, Column, Entity as Sessions, Model as Session};
-use super::entities::user::{Entity as Users, Model as User};
-use super::entities::{permission, role, role_permission, user_role};
+use super::entities::session::{self, ActiveModel, Column, Entity as Sessions, Model as Session};
+use super::entities::user::{Column as UserColumn, Model as User};
 
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -41,46 +43,87 @@ pub async fn insert(
     .await
 }
 
-/// A session, its user and the user's roles and permissions, in one query: the check every
-/// authenticated request makes. One round trip instead of two (session and user, then roles)
-/// matters most on SQLite, where each query is a hop to the connection's own thread. The join
-/// yields one row per (role, permission) of the user, or one row with NULLs for a user without
-/// roles; the session and user columns repeat, which is cheaper than a second query.
+/// What an authenticated request needs to know about its session.
+#[derive(Debug, Clone)]
+pub struct SessionGrant {
+    pub user: User,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Names of the user's roles, sorted.
+    pub roles: Vec<String>,
+    /// `resource:action` of every permission those roles grant, sorted.
+    pub permissions: Vec<String>,
+}
+
+/// A session's state, its user and the user's roles and permissions, in one query returning
+/// one row: the check every authenticated request makes. The roles and permissions come back
+/// as JSON arrays from two correlated subqueries, so an administrator with dozens of
+/// permissions still costs one row (on SQLite every row is a hand-off from the connection's
+/// thread). The statement text is built once per backend from the entity's columns.
 pub async fn find_with_user_and_grants(
     db: &impl ConnectionTrait,
     id: &str,
-) -> Result<Option<(Session, User, Vec<String>, Vec<String>)>, DbErr> {
-    let query = Sessions::find_by_id(id.to_owned())
-        .find_also_related(Users)
-        .join(JoinType::LeftJoin, user_role::Relation::User.def().rev())
-        .join(JoinType::LeftJoin, user_role::Relation::Role.def())
-        .join(JoinType::LeftJoin, role::Relation::RolePermission.def())
-        .join(JoinType::LeftJoin, role_permission::Relation::Permission.def())
-        .column_as(role::Column::Name, "grant_role")
-        .column_as(permission::Column::Resource, "grant_resource")
-        .column_as(permission::Column::Action, "grant_action")
-        .build(db.get_database_backend());
-    let rows = db.query_all_raw(query).await?;
-    let Some(first) = rows.first() else {
+) -> Result<Option<SessionGrant>, DbErr> {
+    let backend = db.get_database_backend();
+    let statement = Statement::from_sql_and_values(backend, auth_sql(backend), [id.into()]);
+    let Some(row) = db.query_one_raw(statement).await? else {
         return Ok(None);
     };
-    let session = Session::from_query_result(first, SelectA.as_str())?;
-    let Some(user) = User::from_query_result_optional(first, SelectB.as_str())? else {
-        return Ok(None);
+    let list = |column: &str| -> Result<Vec<String>, DbErr> {
+        let Some(json) = row.try_get::<Option<String>>("", column)? else {
+            return Ok(Vec::new());
+        };
+        let mut items: Vec<String> =
+            serde_json::from_str(&json).map_err(|e| DbErr::Type(format!("{column}: {e}")))?;
+        items.sort_unstable();
+        items.dedup();
+        Ok(items)
     };
-    let mut grants = Vec::with_capacity(rows.len());
-    for row in &rows {
-        // A NULL role is the single row of a user without roles.
-        if let Some(role) = row.try_get::<Option<String>>("", "grant_role")? {
-            grants.push((
-                role,
-                row.try_get::<Option<String>>("", "grant_resource")?,
-                row.try_get::<Option<String>>("", "grant_action")?,
-            ));
-        }
+    Ok(Some(SessionGrant {
+        user: User::from_query_result(&row, "")?,
+        expires_at: row.try_get("", "session_expires_at")?,
+        revoked_at: row.try_get("", "session_revoked_at")?,
+        roles: list("grant_roles")?,
+        permissions: list("grant_permissions")?,
+    }))
+}
+
+/// The statement behind [`find_with_user_and_grants`] for `backend`.
+fn auth_sql(backend: DbBackend) -> &'static str {
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| build_auth_sql(DbBackend::Postgres));
+    static MYSQL: LazyLock<String> = LazyLock::new(|| build_auth_sql(DbBackend::MySql));
+    static SQLITE: LazyLock<String> = LazyLock::new(|| build_auth_sql(DbBackend::Sqlite));
+    match backend {
+        DbBackend::Postgres => &POSTGRES,
+        DbBackend::MySql => &MYSQL,
+        _ => &SQLITE,
     }
-    let (roles, permissions) = super::rbac::fold_grants(grants);
-    Ok(Some((session, user, roles, permissions)))
+}
+
+fn build_auth_sql(backend: DbBackend) -> String {
+    // Each backend spells "a JSON array of these values, as text" and "a || b" its own way.
+    let (agg_open, agg_close, placeholder) = match backend {
+        DbBackend::Postgres => ("json_agg(", ")::text", "$1"),
+        DbBackend::MySql => ("CAST(JSON_ARRAYAGG(", ") AS CHAR)", "?"),
+        _ => ("json_group_array(", ")", "?"),
+    };
+    let permission = match backend {
+        DbBackend::Sqlite => "p.resource || ':' || p.action",
+        _ => "CONCAT(p.resource, ':', p.action)",
+    };
+    let user_columns = UserColumn::iter()
+        .map(|c| format!("u.{}", c.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {user_columns}, s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at, \
+         (SELECT {agg_open}r.name{agg_close} FROM user_roles ur \
+            JOIN roles r ON r.id = ur.role_id WHERE ur.user_id = u.id) AS grant_roles, \
+         (SELECT {agg_open}{permission}{agg_close} FROM user_roles ur \
+            JOIN role_permissions rp ON rp.role_id = ur.role_id \
+            JOIN permissions p ON p.id = rp.permission_id WHERE ur.user_id = u.id) AS grant_permissions \
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = {placeholder}"
+    )
 }
 
 fn truncate(mut s: String, max_chars: usize) -> String {
@@ -174,17 +217,27 @@ pub async fn insert_refresh(
     .map(|_| ())
 }
 
-/// A refresh token by its hash, with its session.
+/// A refresh token by its hash, with its session and whether the session's user is active: one
+/// query for what a refresh checks before it writes.
 pub async fn find_refresh(
     db: &impl ConnectionTrait,
     token_hash: &str,
-) -> Result<Option<(RefreshToken, Session)>, DbErr> {
-    let found = RefreshTokens::find()
+) -> Result<Option<(RefreshToken, Session, bool)>, DbErr> {
+    let backend = db.get_database_backend();
+    let query = RefreshTokens::find()
         .filter(RefreshColumn::TokenHash.eq(token_hash))
         .find_also_related(Sessions)
-        .one(db)
-        .await?;
-    Ok(found.and_then(|(token, session)| session.map(|s| (token, s))))
+        .join(JoinType::InnerJoin, session::Relation::User.def())
+        .column_as(UserColumn::IsActive, "user_is_active")
+        .build(backend);
+    let Some(row) = db.query_one_raw(query).await? else {
+        return Ok(None);
+    };
+    let token = RefreshToken::from_query_result(&row, SelectA.as_str())?;
+    let Some(session) = Session::from_query_result_optional(&row, SelectB.as_str())? else {
+        return Ok(None);
+    };
+    Ok(Some((token, session, row.try_get("", "user_is_active")?)))
 }
 
 /// Marks a refresh token spent, if nobody did first. `true` when this call spent it.
