@@ -1,9 +1,9 @@
 //! Queries on `sessions` and their `refresh_tokens`.
 
-use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
 use std::sync::LazyLock;
 
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait,
     FromQueryResult, IdenStatic, Iterable, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
