@@ -188,6 +188,7 @@ pub fn core(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow
     let secret = jwt_secret(settings)?;
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     Ok(Core {
+        sqlite_direct: crate::store::sqlite_direct::SqliteDirect::for_database(&db),
         db,
         hasher: PasswordHasher::new(settings.hash_concurrency.unwrap_or(cores))?,
         tokens: TokenService::new(&secret, seconds(settings.access_token_ttl)),

@@ -154,8 +154,12 @@ fn issue(
 pub async fn refresh(core: &Core, refresh_token: &str) -> Result<IssuedTokens, ServiceError> {
     const INVALID: ServiceError = ServiceError::Unauthenticated("Invalid or expired refresh token");
     let now = core.clock.now();
-    let Some((token, session, user_active)) =
-        sessions::find_refresh(&core.db, &hash_refresh_token(refresh_token)).await?
+    let Some((token, session, user_active)) = sessions::find_refresh(
+        &core.db,
+        core.sqlite_direct.as_deref(),
+        &hash_refresh_token(refresh_token),
+    )
+    .await?
     else {
         return Err(INVALID);
     };
@@ -167,14 +171,19 @@ pub async fn refresh(core: &Core, refresh_token: &str) -> Result<IssuedTokens, S
     let expires_at = now + core.session_ttl;
     if token.used_at.is_none() {
         // Spend it and store its successor together; whoever spends it first wins.
-        let txn = crate::store::begin(&core.db).await?;
-        if sessions::spend_refresh(&*txn, token.id, now).await? {
-            sessions::insert_refresh(&*txn, &session.id, new_hash, now, expires_at).await?;
-            sessions::touch(&*txn, &session.id, now, expires_at).await?;
-            txn.commit().await?;
+        if sessions::rotate_refresh(
+            &core.db,
+            core.sqlite_direct.as_ref(),
+            token.id,
+            &session.id,
+            &new_hash,
+            now,
+            expires_at,
+        )
+        .await?
+        {
             return issue(core, session.user_id, session.id, new_token);
         }
-        txn.rollback().await?;
     }
 
     // Spent already: a concurrent refresh from the same client, or a replay.
@@ -232,7 +241,10 @@ pub async fn authenticate(core: &Core, token: &str) -> Result<Caller, ServiceErr
     const INVALID: ServiceError = ServiceError::Unauthenticated("Could not validate credentials");
     let now = core.clock.now();
     let claims = core.tokens.verify(token, now).map_err(|_| INVALID)?;
-    let Some(grant) = store::sessions::find_with_user_and_grants(&core.db, &claims.sid).await? else {
+    let Some(grant) =
+        store::sessions::find_with_user_and_grants(&core.db, core.sqlite_direct.as_deref(), &claims.sid)
+            .await?
+    else {
         return Err(INVALID);
     };
     let live = grant.revoked_at.is_none() && grant.expires_at > now;

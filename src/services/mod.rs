@@ -9,6 +9,8 @@ pub mod rbac;
 pub mod throttle;
 pub mod users;
 
+use std::sync::Arc;
+
 use chrono::TimeDelta;
 use sea_orm::DatabaseConnection;
 
@@ -19,11 +21,14 @@ use crate::auth::{PasswordHasher, TokenService};
 use crate::clock::Clock;
 use crate::domain::PasswordPolicy;
 use crate::domain::throttle::ThrottlePolicy;
+use crate::store::sqlite_direct::SqliteDirect;
 
 /// What every use case needs: the database, credentials machinery, the clock and the rules.
 #[derive(Clone)]
 pub struct Core {
     pub db: DatabaseConnection,
+    /// Lookups on the calling thread, when the database is a SQLite file.
+    pub sqlite_direct: Option<Arc<SqliteDirect>>,
     pub hasher: PasswordHasher,
     pub tokens: TokenService,
     pub clock: Clock,

@@ -4,6 +4,7 @@ pub mod entities;
 pub mod migrations;
 pub mod rbac;
 pub mod sessions;
+pub mod sqlite_direct;
 pub mod throttle;
 pub mod users;
 
@@ -179,7 +180,7 @@ pub struct Tx {
 
 /// How long SQLite waits for a lock another connection holds (`busy_timeout`), and how long a
 /// transaction waits for its write turn.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts a transaction; see [`Tx`].
 ///
@@ -210,7 +211,7 @@ pub async fn begin(db: &DatabaseConnection) -> Result<Tx, DbErr> {
 /// process's write transactions on one database file therefore take turns on an async lock
 /// first, which wakes the next one the moment the previous one ends; SQLite's own lock still
 /// orders them against other processes and against single-statement writes.
-async fn write_turn(db: &DatabaseConnection) -> Result<OwnedMutexGuard<()>, DbErr> {
+pub(super) async fn write_turn(db: &DatabaseConnection) -> Result<OwnedMutexGuard<()>, DbErr> {
     static TURNS: LazyLock<std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>> =
         LazyLock::new(Default::default);
     let file = db

@@ -1,13 +1,13 @@
 //! Queries on `sessions` and their `refresh_tokens`.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, IdenStatic, Iterable, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    RelationTrait, SelectA, SelectB, Statement,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, FromQueryResult, IdenStatic, Iterable, JoinType, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, RelationTrait, SelectA, SelectB, Statement,
 };
 
 use super::entities::refresh_token::{
@@ -15,6 +15,7 @@ use super::entities::refresh_token::{
 };
 use super::entities::session::{self, ActiveModel, Column, Entity as Sessions, Model as Session};
 use super::entities::user::{Column as UserColumn, Model as User};
+use super::sqlite_direct::{Rotation, SqliteDirect};
 
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -58,26 +59,25 @@ pub struct SessionGrant {
 /// A session's state, its user and the user's roles and permissions, in one query returning
 /// one row: the check every authenticated request makes. The roles and permissions come back
 /// as JSON arrays from two correlated subqueries, so an administrator with dozens of
-/// permissions still costs one row (on SQLite every row is a hand-off from the connection's
-/// thread). The statement text is built once per backend from the entity's columns.
+/// permissions still costs one row. The statement text is built once per backend from the
+/// entity's columns. On SQLite the lookup runs on the calling thread when it can
+/// ([`SqliteDirect`]).
 pub async fn find_with_user_and_grants(
     db: &impl ConnectionTrait,
+    reads: Option<&SqliteDirect>,
     id: &str,
 ) -> Result<Option<SessionGrant>, DbErr> {
+    if let Some(found) = reads.and_then(|reads| reads.session_grant(id)) {
+        return Ok(found);
+    }
     let backend = db.get_database_backend();
     let statement = Statement::from_sql_and_values(backend, auth_sql(backend), [id.into()]);
     let Some(row) = db.query_one_raw(statement).await? else {
         return Ok(None);
     };
     let list = |column: &str| -> Result<Vec<String>, DbErr> {
-        let Some(json) = row.try_get::<Option<String>>("", column)? else {
-            return Ok(Vec::new());
-        };
-        let mut items: Vec<String> =
-            serde_json::from_str(&json).map_err(|e| DbErr::Type(format!("{column}: {e}")))?;
-        items.sort_unstable();
-        items.dedup();
-        Ok(items)
+        let json = row.try_get::<Option<String>>("", column)?;
+        parse_name_list(json.as_deref()).map_err(|e| DbErr::Type(format!("{column}: {e}")))
     };
     Ok(Some(SessionGrant {
         user: User::from_query_result(&row, "")?,
@@ -88,8 +88,19 @@ pub async fn find_with_user_and_grants(
     }))
 }
 
+/// Names from a JSON array of strings (`NULL` when there were none), sorted, without repeats.
+pub(super) fn parse_name_list(json: Option<&str>) -> Result<Vec<String>, serde_json::Error> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let mut items: Vec<String> = serde_json::from_str(json)?;
+    items.sort_unstable();
+    items.dedup();
+    Ok(items)
+}
+
 /// The statement behind [`find_with_user_and_grants`] for `backend`.
-fn auth_sql(backend: DbBackend) -> &'static str {
+pub(super) fn auth_sql(backend: DbBackend) -> &'static str {
     static POSTGRES: LazyLock<String> = LazyLock::new(|| build_auth_sql(DbBackend::Postgres));
     static MYSQL: LazyLock<String> = LazyLock::new(|| build_auth_sql(DbBackend::MySql));
     static SQLITE: LazyLock<String> = LazyLock::new(|| build_auth_sql(DbBackend::Sqlite));
@@ -221,8 +232,12 @@ pub async fn insert_refresh(
 /// query for what a refresh checks before it writes.
 pub async fn find_refresh(
     db: &impl ConnectionTrait,
+    direct: Option<&SqliteDirect>,
     token_hash: &str,
 ) -> Result<Option<(RefreshToken, Session, bool)>, DbErr> {
+    if let Some(found) = direct.and_then(|direct| direct.refresh_token(token_hash)) {
+        return Ok(found);
+    }
     let backend = db.get_database_backend();
     let query = RefreshTokens::find()
         .filter(RefreshColumn::TokenHash.eq(token_hash))
@@ -250,6 +265,63 @@ pub async fn spend_refresh(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc
         .await?;
     Ok(result.rows_affected == 1)
 }
+
+/// Spends refresh token `spent` of session `session_id`, stores its successor (`token_hash`)
+/// and slides the session's expiry: all of it, and only if nobody spent the token first
+/// (`false` then, and nothing is written).
+pub async fn rotate_refresh(
+    db: &DatabaseConnection,
+    direct: Option<&Arc<SqliteDirect>>,
+    spent: i64,
+    session_id: &str,
+    token_hash: &str,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        // One statement, one round trip instead of five: the parts of a statement share one
+        // snapshot and commit together, and a concurrent rotation of the same token waits on
+        // its row lock, then finds it spent.
+        let values = [spent.into(), now.into(), token_hash.into(), expires_at.into()];
+        let statement = Statement::from_sql_and_values(DbBackend::Postgres, ROTATE_POSTGRES, values);
+        let spent_now = match db.query_one_raw(statement).await? {
+            Some(row) => row.try_get::<i64>("", "spent")?,
+            None => 0,
+        };
+        return Ok(spent_now == 1);
+    }
+    if let Some(direct) = direct {
+        let rotation = Rotation {
+            spent,
+            session_id: session_id.to_owned(),
+            token_hash: token_hash.to_owned(),
+            now,
+            expires_at,
+        };
+        return Arc::clone(direct).rotate_refresh(db, rotation).await;
+    }
+    let txn = super::begin(db).await?;
+    if !spend_refresh(&*txn, spent, now).await? {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    insert_refresh(&*txn, session_id, token_hash.to_owned(), now, expires_at).await?;
+    touch(&*txn, session_id, now, expires_at).await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// [`rotate_refresh`] on PostgreSQL: $1 the spent token's id, $2 now, $3 the successor's hash,
+/// $4 the new expiry.
+const ROTATE_POSTGRES: &str = "WITH spent AS ( \
+       UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL RETURNING session_id), \
+     successor AS ( \
+       INSERT INTO refresh_tokens (session_id, token_hash, created_at, expires_at, used_at) \
+       SELECT session_id, $3, $2, $4, NULL FROM spent), \
+     touched AS ( \
+       UPDATE sessions SET last_used_at = $2, expires_at = $4 \
+       WHERE id IN (SELECT session_id FROM spent)) \
+     SELECT COUNT(*) AS spent FROM spent";
 
 pub async fn find_refresh_by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<RefreshToken>, DbErr> {
     RefreshTokens::find_by_id(id).one(db).await

@@ -10,6 +10,7 @@ use sea_orm::{
 use sea_query_sqlx::SqlxValues;
 
 use super::entities::user::{self, ActiveModel, Column, Entity as Users, Model as User};
+use super::sqlite_direct::SqliteDirect;
 
 /// The columns of a new user row.
 #[derive(Debug, Clone)]
@@ -46,6 +47,19 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<User>, Db
     Users::find_by_id(id).one(db).await
 }
 
+/// [`find`] outside a transaction; on SQLite on the calling thread when it can
+/// ([`SqliteDirect`]).
+pub async fn find_committed(
+    db: &DatabaseConnection,
+    reads: Option<&SqliteDirect>,
+    id: i64,
+) -> Result<Option<User>, DbErr> {
+    match reads.and_then(|reads| reads.user(id)) {
+        Some(found) => Ok(found),
+        None => find(db, id).await,
+    }
+}
+
 /// Finds a user by email or username, ignoring letter case. Usernames cannot contain `@`, so
 /// the two never collide.
 pub async fn find_by_login(db: &impl ConnectionTrait, login: &str) -> Result<Option<User>, DbErr> {
@@ -80,14 +94,22 @@ pub struct ListFilter {
     pub sort: Option<(SortKey, bool)>,
 }
 
-fn condition(filter: &ListFilter) -> Condition {
+/// The text the PostgreSQL search index covers (migration m20261123_000001_search_index): the
+/// three searched columns in one string, so one trigram index scan finds the candidates. A
+/// term can match across the separators, so the query keeps the exact per-column test too.
+const SEARCH_TEXT_POSTGRES: &str =
+    "(email_lower || ' ' || COALESCE(username_lower, '') || ' ' || LOWER(COALESCE(full_name, '')))";
+
+fn condition(filter: &ListFilter, backend: DbBackend) -> Condition {
     let mut cond = Condition::all();
     if let Some(term) = filter.search.as_deref().filter(|t| !t.trim().is_empty()) {
         let pattern = format!("%{}%", escape_like(&term.trim().to_lowercase()));
         let like = || LikeExpr::new(pattern.clone()).escape('\\');
+        if backend == DbBackend::Postgres {
+            cond = cond.add(Expr::cust(SEARCH_TEXT_POSTGRES).like(like()));
+        }
         // `email_lower` and `username_lower` are stored lower-cased, so they are matched as they
-        // are; only `full_name` needs `LOWER`. These exact expressions are what the PostgreSQL
-        // trigram indexes cover (migration m20260110_000001_search_indexes).
+        // are; only `full_name` needs `LOWER`.
         cond = cond.add(
             Condition::any()
                 .add(Expr::col(Column::EmailLower).like(like()))
@@ -124,7 +146,8 @@ pub async fn list(
     skip: u64,
     limit: u64,
 ) -> Result<(Vec<User>, u64), DbErr> {
-    let cond = condition(filter);
+    let backend = db.get_database_backend();
+    let cond = condition(filter, backend);
     let (key, descending) = filter.sort.unwrap_or((SortKey::Id, false));
     let column = match key {
         SortKey::Id => Column::Id,
@@ -149,23 +172,26 @@ pub async fn list(
         .filter(cond)
         .select_only()
         .column_as(Expr::cust("COUNT(*)"), "total");
-    let backend = db.get_database_backend();
     if backend == DbBackend::Postgres && filter.search.is_some() {
-        return search_postgres(db, page.build(backend), count.build(backend)).await;
+        let page = page.column_as(Expr::cust("COUNT(*) OVER ()"), "total");
+        return search_postgres(db, page.build(backend), count.build(backend), skip).await;
     }
     let total = count.into_tuple::<i64>().one(db).await?.unwrap_or(0);
     let rows = page.all(db).await?;
     Ok((rows, u64::try_from(total).unwrap_or(0)))
 }
 
-/// A search on PostgreSQL runs as unnamed statements. A named (prepared) statement is planned
-/// once for any pattern after a few runs, and a plan that cannot see the pattern reads the whole
-/// table instead of the trigram indexes (881 ms at the 99th percentile with 100k users); an
-/// unnamed one is planned with the actual pattern, at a fraction of a millisecond of planning.
+/// A search on PostgreSQL: one statement for the page and the count of all matches (a window
+/// count, computed while the matches are in hand), run unnamed. A named (prepared) statement
+/// is planned once for any pattern after a few runs, and a plan that cannot see the pattern
+/// reads the whole table instead of the trigram index (881 ms at the 99th percentile with 100k
+/// users); an unnamed one is planned for the actual pattern. Only a page past the last match
+/// needs a second statement for the count.
 async fn search_postgres(
     db: &DatabaseConnection,
     page: Statement,
     count: Statement,
+    skip: u64,
 ) -> Result<(Vec<User>, u64), DbErr> {
     use sea_orm::sqlx;
     let pool = db.get_postgres_connection_pool();
@@ -173,22 +199,27 @@ async fn search_postgres(
         let values = statement.values.unwrap_or(sea_orm::Values(Vec::new()));
         (statement.sql, SqlxValues(values))
     };
-    let (sql, values) = unnamed(count);
-    let total: i64 = sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), values)
-        .persistent(false)
-        .fetch_one(pool)
-        .await
-        .map_err(sqlx_error)?;
     let (sql, values) = unnamed(page);
     let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), values)
         .persistent(false)
         .fetch_all(pool)
         .await
         .map_err(sqlx_error)?;
-    let users = rows
-        .into_iter()
-        .map(|row| User::from_query_result(&QueryResult::from(row), ""))
-        .collect::<Result<_, _>>()?;
+    let mut total: i64 = 0;
+    let mut users = Vec::with_capacity(rows.len());
+    for row in rows {
+        let row = QueryResult::from(row);
+        total = row.try_get("", "total")?;
+        users.push(User::from_query_result(&row, "")?);
+    }
+    if users.is_empty() && skip > 0 {
+        let (sql, values) = unnamed(count);
+        total = sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), values)
+            .persistent(false)
+            .fetch_one(pool)
+            .await
+            .map_err(sqlx_error)?;
+    }
     Ok((users, u64::try_from(total).unwrap_or(0)))
 }
 

@@ -20,5 +20,6 @@ mod observability;
 mod profile;
 mod rbac;
 mod sessions;
+mod sqlite_direct;
 mod tokens;
 mod users;

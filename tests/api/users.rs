@@ -52,6 +52,17 @@ backend_test!(
         assert_eq!(emails(&body(r).await), ["dan@example.com"]);
         let r = app.get("/users/?search=%25", t).await;
         assert_eq!(emails(&body(r).await), ["dan@example.com"]);
+        // A term never matches across two columns ("…example.com" then the username "bobby").
+        let r = app.get("/users/?search=com%20bob", t).await;
+        assert_eq!(r.headers()["x-total-count"], "0");
+        assert!(emails(&body(r).await).is_empty());
+        // A page of a search counts every match; so does a page past the last one.
+        let r = app.get("/users/?search=example.com&skip=1&limit=2", t).await;
+        assert_eq!(r.headers()["x-total-count"], "5");
+        assert_eq!(emails(&body(r).await), ["alice@example.com", "bob@example.com"]);
+        let r = app.get("/users/?search=example.com&skip=10", t).await;
+        assert_eq!(r.headers()["x-total-count"], "5");
+        assert!(emails(&body(r).await).is_empty());
 
         // Pages: total stays the full count.
         let r = app.get("/users/?skip=1&limit=2", t).await;

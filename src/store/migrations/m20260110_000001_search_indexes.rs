@@ -65,7 +65,7 @@ impl MigrationTrait for Migration {
 /// Makes sure `pg_trgm` is installed, creating it when it is available and we may; answers
 /// whether it is there. Asked first, because a failed `CREATE EXTENSION` would abort the
 /// migration's transaction.
-async fn trigrams_ready(db: &SchemaManagerConnection<'_>) -> Result<bool, DbErr> {
+pub(super) async fn trigrams_ready(db: &SchemaManagerConnection<'_>) -> Result<bool, DbErr> {
     let query = |sql: &str| Statement::from_string(DbBackend::Postgres, sql.to_owned());
     let row = db
         .query_one_raw(query(

@@ -9,6 +9,7 @@ mod m20260102_000001_refresh_tokens_and_profiles;
 mod m20260103_000001_rbac;
 mod m20260104_000001_login_throttle;
 mod m20260110_000001_search_indexes;
+mod m20261123_000001_search_index;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260103_000001_rbac::Migration),
             Box::new(m20260104_000001_login_throttle::Migration),
             Box::new(m20260110_000001_search_indexes::Migration),
+            Box::new(m20261123_000001_search_index::Migration),
         ]
     }
 }

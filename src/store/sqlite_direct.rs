@@ -1,0 +1,312 @@
+//! SQLite work on the calling thread, for what nearly every request does: the auth lookup, a
+//! user by id, and a refresh-token rotation.
+//!
+//! sqlx gives each SQLite connection a thread of its own: a query is a hand-off to that thread
+//! and back, once more per row, plus a checkout from the async pool. A lookup by key takes a
+//! few microseconds inside SQLite, much less than those hand-offs on a two-core machine. The
+//! lookups here run with rusqlite, on the async worker that asks, from a small stack of
+//! connections that refuse writes (`query_only`) and never wait: in WAL mode a reader does not
+//! wait for the writer, and a busy timeout of zero makes the rare reader that would (WAL
+//! recovery) fail at once instead of sleeping on the worker.
+//!
+//! Each lookup gives exactly what the sea-orm query would give, or nothing: when a read fails
+//! for any reason (busy, a value stored in a form not parsed here, a file that went away) the
+//! caller gets `None` and asks sqlx, which waits for locks and reports errors the usual way.
+//! Every statement is reset when its row has been read, so no read transaction outlives its
+//! lookup and each lookup sees every commit made before it.
+//!
+//! A rotation is one write transaction of three statements. It runs on a blocking thread with
+//! a connection of its own, in the database's [write turn](super::write_turn) like any other
+//! write transaction of this process, and writes timestamps exactly as sqlx does.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr};
+
+use super::entities::refresh_token::Model as RefreshToken;
+use super::entities::session::Model as Session;
+use super::entities::user::Model as User;
+use super::sessions::{self, SessionGrant};
+
+/// Connections kept open between lookups; more are opened when more lookups run at once.
+const IDLE_CONNECTIONS: usize = 8;
+
+/// A database file's read connections.
+pub struct SqliteDirect {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    /// The connection rotations write with, between rotations.
+    writer: Mutex<Option<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteDirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteDirect")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteDirect {
+    /// Read connections for the file behind `db`; `None` unless `db` is a SQLite database in a
+    /// file (an in-memory database is private to the connection that made it).
+    pub fn for_database(db: &DatabaseConnection) -> Option<Arc<Self>> {
+        if db.get_database_backend() != DbBackend::Sqlite {
+            return None;
+        }
+        let path = db
+            .get_sqlite_connection_pool()
+            .connect_options()
+            .get_filename()
+            .to_path_buf();
+        let name = path.to_string_lossy();
+        if name.is_empty() || name.starts_with(":memory:") || name.starts_with("file:") {
+            return None;
+        }
+        Some(Arc::new(Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+            writer: Mutex::new(None),
+        }))
+    }
+
+    /// A session's state, its user and the user's grants: the same answer as
+    /// [`sessions::find_with_user_and_grants`], or `None` to ask it instead.
+    pub fn session_grant(&self, session_id: &str) -> Option<Option<SessionGrant>> {
+        self.read(|conn| {
+            let sql = sessions::auth_sql(DbBackend::Sqlite);
+            conn.prepare_cached(sql)?
+                .query_row([session_id], |row| {
+                    Ok(SessionGrant {
+                        user: user(row)?,
+                        expires_at: row.get("session_expires_at")?,
+                        revoked_at: row.get("session_revoked_at")?,
+                        roles: list(row, "grant_roles")?,
+                        permissions: list(row, "grant_permissions")?,
+                    })
+                })
+                .optional()
+        })
+    }
+
+    /// A user by id, as committed: the same answer as [`super::users::find`] outside a
+    /// transaction, or `None` to ask it instead.
+    pub fn user(&self, id: i64) -> Option<Option<User>> {
+        self.read(|conn| conn.prepare_cached(&USER_BY_ID)?.query_row([id], user).optional())
+    }
+
+    /// A refresh token by its hash, its session and whether the session's user is active: the
+    /// same answer as [`sessions::find_refresh`], or `None` to ask it instead.
+    pub fn refresh_token(&self, token_hash: &str) -> Option<Option<(RefreshToken, Session, bool)>> {
+        self.read(|conn| {
+            conn.prepare_cached(REFRESH_BY_HASH)?
+                .query_row([token_hash], |row| {
+                    let token = RefreshToken {
+                        id: row.get("t_id")?,
+                        session_id: row.get("t_session_id")?,
+                        token_hash: row.get("t_token_hash")?,
+                        created_at: row.get("t_created_at")?,
+                        expires_at: row.get("t_expires_at")?,
+                        used_at: row.get("t_used_at")?,
+                    };
+                    let session = Session {
+                        id: row.get("s_id")?,
+                        user_id: row.get("s_user_id")?,
+                        created_at: row.get("s_created_at")?,
+                        last_used_at: row.get("s_last_used_at")?,
+                        expires_at: row.get("s_expires_at")?,
+                        revoked_at: row.get("s_revoked_at")?,
+                        user_agent: row.get("s_user_agent")?,
+                        client_addr: row.get("s_client_addr")?,
+                    };
+                    Ok((token, session, row.get("user_is_active")?))
+                })
+                .optional()
+        })
+    }
+
+    /// [`sessions::rotate_refresh`] on SQLite: spends the token, stores its successor and
+    /// slides the session, in one transaction; `false` (and nothing written) when the token
+    /// was spent already.
+    pub async fn rotate_refresh(
+        self: Arc<Self>,
+        db: &DatabaseConnection,
+        rotation: Rotation,
+    ) -> Result<bool, DbErr> {
+        let turn = super::write_turn(db).await?;
+        let this = Arc::clone(&self);
+        let result = tokio::task::spawn_blocking(move || this.rotate_blocking(&rotation))
+            .await
+            .map_err(|err| internal(format!("refresh rotation task: {err}")))?;
+        drop(turn);
+        result.map_err(|err| internal(err.to_string()))
+    }
+
+    fn rotate_blocking(&self, rotation: &Rotation) -> rusqlite::Result<bool> {
+        let taken = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let mut conn = match taken {
+            Some(conn) => conn,
+            None => self.open_writer()?,
+        };
+        let now = sqlx_timestamp(rotation.now);
+        let expires_at = sqlx_timestamp(rotation.expires_at);
+        let spent = {
+            let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let spent = txn
+                .prepare_cached("UPDATE refresh_tokens SET used_at = ?1 WHERE id = ?2 AND used_at IS NULL")?
+                .execute(params![now, rotation.spent])?
+                == 1;
+            if spent {
+                txn.prepare_cached(
+                    "INSERT INTO refresh_tokens (session_id, token_hash, created_at, expires_at, used_at) \
+                     VALUES (?1, ?2, ?3, ?4, NULL)",
+                )?
+                .execute(params![
+                    rotation.session_id,
+                    rotation.token_hash,
+                    now,
+                    expires_at
+                ])?;
+                txn.prepare_cached("UPDATE sessions SET last_used_at = ?1, expires_at = ?2 WHERE id = ?3")?
+                    .execute(params![now, expires_at, rotation.session_id])?;
+                txn.commit()?;
+            }
+            // Not spent: the transaction wrote nothing and rolls back as it drops.
+            spent
+        };
+        // Only a connection whose work ended cleanly goes back; after an error it is dropped.
+        *self.writer.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn);
+        Ok(spent)
+    }
+
+    fn open_writer(&self) -> rusqlite::Result<Connection> {
+        // As sqlx's connections are set up in `store::connect`.
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(super::SQLITE_BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(conn)
+    }
+
+    fn read<T>(&self, lookup: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Option<T> {
+        let pooled = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => match self.open() {
+                Ok(conn) => conn,
+                Err(err) => {
+                    tracing::debug!(error = %err, "opening a SQLite read connection failed");
+                    return None;
+                }
+            },
+        };
+        let result = lookup(&conn);
+        match result {
+            Ok(answer) => {
+                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                if idle.len() < IDLE_CONNECTIONS {
+                    idle.push(conn);
+                }
+                Some(answer)
+            }
+            Err(err) => {
+                // The connection is dropped: whatever went wrong stays with it.
+                tracing::debug!(error = %err, "direct SQLite read failed; asking sqlx");
+                None
+            }
+        }
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        // Not SQLITE_OPEN_READ_ONLY: a read-only connection cannot create the WAL index (-shm)
+        // should it be missing; `query_only` refuses writes all the same.
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::ZERO)?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    }
+}
+
+/// What [`SqliteDirect::rotate_refresh`] writes.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The spent token's id.
+    pub spent: i64,
+    pub session_id: String,
+    /// The successor's hash.
+    pub token_hash: String,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A timestamp as sqlx writes one to SQLite (RFC 3339, `+00:00`), so that rows written here and
+/// there compare and sort alike as text.
+fn sqlx_timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// A failure of a direct write as sea-orm reports a failed query; SQLite's "database is locked"
+/// stays in the text, so running out of the busy timeout is still an outage (503).
+fn internal(text: String) -> DbErr {
+    DbErr::Query(RuntimeErr::Internal(text))
+}
+
+const REFRESH_BY_HASH: &str = "SELECT t.id AS t_id, t.session_id AS t_session_id, \
+    t.token_hash AS t_token_hash, t.created_at AS t_created_at, t.expires_at AS t_expires_at, \
+    t.used_at AS t_used_at, s.id AS s_id, s.user_id AS s_user_id, s.created_at AS s_created_at, \
+    s.last_used_at AS s_last_used_at, s.expires_at AS s_expires_at, s.revoked_at AS s_revoked_at, \
+    s.user_agent AS s_user_agent, s.client_addr AS s_client_addr, u.is_active AS user_is_active \
+    FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
+    WHERE t.token_hash = ?";
+
+/// `SELECT` of every user column by id, in the entity's column order.
+static USER_BY_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use sea_orm::{IdenStatic, Iterable};
+    let columns = super::entities::user::Column::iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("SELECT {columns} FROM users WHERE id = ?")
+});
+
+/// A user from the columns of a row, by their names (a struct literal, so a new column that is
+/// not read here does not compile).
+fn user(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get("id")?,
+        email: row.get("email")?,
+        email_lower: row.get("email_lower")?,
+        username: row.get("username")?,
+        username_lower: row.get("username_lower")?,
+        full_name: row.get("full_name")?,
+        password_hash: row.get("password_hash")?,
+        is_active: row.get("is_active")?,
+        is_admin: row.get("is_admin")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+        last_login_at: row.get("last_login_at")?,
+        bio: row.get("bio")?,
+        avatar_url: row.get("avatar_url")?,
+        location: row.get("location")?,
+        website: row.get("website")?,
+        phone_number: row.get("phone_number")?,
+        birth_date: row.get("birth_date")?,
+        preferences: row.get("preferences")?,
+    })
+}
+
+fn list(row: &Row<'_>, column: &str) -> rusqlite::Result<Vec<String>> {
+    let json: Option<String> = row.get(column)?;
+    sessions::parse_name_list(json.as_deref())
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, err.into()))
+}

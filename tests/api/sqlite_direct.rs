@@ -1,0 +1,205 @@
+//! SQLite answers the per-request lookups on the calling thread (`store::sqlite_direct`); those
+//! answers must be the ones sea-orm gives, and whatever the direct read cannot parse must still
+//! be answered, through sqlx.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use users_api::store::{sessions, users};
+
+use crate::helpers::{Backend, body, spawn_app};
+
+async fn sqlite_app() -> crate::helpers::TestApp {
+    spawn_app(Backend::Sqlite).await.expect("SQLite needs no server")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_lookups_give_what_the_orm_gives() {
+    let app = sqlite_app().await;
+    let reads = app
+        .core
+        .sqlite_direct
+        .clone()
+        .expect("a SQLite file gets direct reads");
+    let admin = app.admin().await;
+    let user = app.user().await;
+    let t = Some(user.token.as_str());
+    // Every optional column of the user filled in.
+    let r = app
+        .post_json(
+            "/profile/",
+            t,
+            &json!({"bio": "Ünïcode bio", "location": "Oslo", "website": "https://example.org",
+                    "phone_number": "+47 555 01 23", "birth_date": "1990-05-15", "avatar_url": "https://example.org/a.png"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = app
+        .put_json("/profile/preferences", t, &json!({"theme": "dark", "n": 1}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .put_json(
+            &format!("/users/{}", user.id),
+            Some(&admin.token),
+            &json!({"full_name": "Åse Ørn"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Every role on the administrator: several roles and permissions in the JSON lists.
+    let roles = body(app.get("/rbac/roles", Some(&admin.token)).await).await;
+    let role_ids: Vec<i64> = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert!(role_ids.len() > 1, "{roles}");
+    let r = app
+        .post_json(
+            &format!("/rbac/users/{}/roles", admin.id),
+            Some(&admin.token),
+            &json!({"user_id": admin.id, "role_ids": role_ids}),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+
+    for (id, token) in [(user.id, &user.token), (admin.id, &admin.token)] {
+        let direct = reads
+            .user(id)
+            .expect("answered directly")
+            .expect("the user exists");
+        let orm = users::find(&app.core.db, id)
+            .await
+            .unwrap()
+            .expect("the user exists");
+        assert_eq!(direct, orm);
+
+        let sid = app.core.tokens.verify(token, app.clock.now()).unwrap().sid;
+        let direct = reads
+            .session_grant(&sid)
+            .expect("answered directly")
+            .expect("session exists");
+        let orm = sessions::find_with_user_and_grants(&app.core.db, None, &sid)
+            .await
+            .unwrap()
+            .expect("session exists");
+        assert_eq!(direct.user, orm.user);
+        assert_eq!(direct.expires_at, orm.expires_at);
+        assert_eq!(direct.revoked_at, orm.revoked_at);
+        assert_eq!(direct.roles, orm.roles);
+        assert_eq!(direct.permissions, orm.permissions);
+    }
+    let filled = reads.user(user.id).unwrap().unwrap();
+    assert!(filled.birth_date.is_some() && filled.preferences.is_some() && filled.last_login_at.is_some());
+    let admin_grant = {
+        let sid = app.core.tokens.verify(&admin.token, app.clock.now()).unwrap().sid;
+        reads.session_grant(&sid).unwrap().unwrap()
+    };
+    assert!(
+        admin_grant.roles.contains(&"admin".to_owned()),
+        "{:?}",
+        admin_grant.roles
+    );
+    assert!(admin_grant.permissions.len() > 1, "{:?}", admin_grant.permissions);
+
+    // Unknown ids and sessions are answered too, as absent.
+    assert_eq!(reads.user(i64::MAX), Some(None));
+    assert!(matches!(reads.session_grant("no-such-session"), Some(None)));
+
+    // A logout is seen by the very next direct read.
+    let sid = app.core.tokens.verify(&user.token, app.clock.now()).unwrap().sid;
+    assert_eq!(app.post("/auth/logout", t).await.status(), StatusCode::NO_CONTENT);
+    assert!(reads.session_grant(&sid).unwrap().unwrap().revoked_at.is_some());
+    assert_eq!(app.get("/auth/me", t).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timestamp_only_sqlx_parses_is_still_served() {
+    let app = sqlite_app().await;
+    let admin = app.admin().await;
+    let user = app.user().await;
+    // SQLite's own `datetime()` spelling without seconds, as a hand-edited row might have it:
+    // sqlx reads it, the direct read does not, so the request must fall back, not fail.
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &app.core.db,
+        &format!(
+            "UPDATE users SET created_at = '2026-01-02 03:04' WHERE id = {}",
+            user.id
+        ),
+    )
+    .await
+    .unwrap();
+    let reads = app.core.sqlite_direct.clone().unwrap();
+    assert_eq!(
+        reads.user(user.id),
+        None,
+        "the direct read gives up on this value"
+    );
+
+    let r = app.get(&format!("/users/{}", user.id), Some(&admin.token)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let fetched = body(r).await;
+    assert!(
+        fetched["created_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-01-02T03:04:00"),
+        "{fetched}"
+    );
+    let me = app.get("/auth/me", Some(&user.token)).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(body(me).await["id"], user.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_rotation_writes_what_sqlx_writes() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = sqlite_app().await;
+    let user = app.user().await;
+    let (_, first) = app.login_pair(&user.email, &user.password).await;
+    let r = app.refresh(&first).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let second = body(r).await["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.refresh(&second).await.status(), StatusCode::OK);
+
+    // The login's token was written by sqlx, the two successors by the direct rotation: every
+    // timestamp must be spelled alike, or text comparisons in SQL would go wrong.
+    let rows = app
+        .core
+        .db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT t.created_at, t.expires_at, t.used_at, s.last_used_at, s.expires_at AS session_expires_at \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+             WHERE t.session_id = (SELECT session_id FROM refresh_tokens ORDER BY id DESC LIMIT 1) \
+             ORDER BY t.id",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3, "the login's token and two successors");
+    let spelling = |text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text).is_ok() && text.contains('T') && text.ends_with("+00:00")
+    };
+    for (i, row) in rows.iter().enumerate() {
+        let created: String = row.try_get("", "created_at").unwrap();
+        let expires: String = row.try_get("", "expires_at").unwrap();
+        assert!(
+            spelling(&created) && spelling(&expires),
+            "row {i}: {created} {expires}"
+        );
+        let used: Option<String> = row.try_get("", "used_at").unwrap();
+        assert_eq!(used.is_some(), i < 2, "row {i}: only the last token is unspent");
+        if let Some(used) = used {
+            assert!(spelling(&used), "{used}");
+        }
+    }
+    let last = &rows[2];
+    let session_expires: String = last.try_get("", "session_expires_at").unwrap();
+    let token_expires: String = last.try_get("", "expires_at").unwrap();
+    assert_eq!(session_expires, token_expires, "the rotation slid the session");
+
+    // Spent tokens stay spent: past the grace window a replay ends the session.
+    app.clock.advance(chrono::TimeDelta::seconds(3600));
+    assert_eq!(app.refresh(&first).await.status(), StatusCode::UNAUTHORIZED);
+}
