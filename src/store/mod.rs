@@ -9,7 +9,7 @@ pub mod throttle;
 pub mod users;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -212,18 +212,19 @@ pub async fn begin(db: &DatabaseConnection) -> Result<Tx, DbErr> {
 /// first, which wakes the next one the moment the previous one ends; SQLite's own lock still
 /// orders them against other processes and against single-statement writes.
 pub(super) async fn write_turn(db: &DatabaseConnection) -> Result<OwnedMutexGuard<()>, DbErr> {
-    static TURNS: LazyLock<std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>> =
+    take_turn(turn_of(db)).await
+}
+
+/// The write-turn lock of the SQLite file behind `db`, one per file in the process.
+pub(super) fn turn_of(db: &DatabaseConnection) -> Arc<Mutex<()>> {
+    static TURNS: LazyLock<std::sync::Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> =
         LazyLock::new(Default::default);
-    let file = db
-        .get_sqlite_connection_pool()
-        .connect_options()
-        .get_filename()
-        .to_string_lossy()
-        .into_owned();
-    let turn = {
-        let mut turns = TURNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        turns.entry(file).or_default().clone()
-    };
+    let mut turns = TURNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    turns.entry(sqlite_file(db)).or_default().clone()
+}
+
+/// Waits for `turn`, for at most the busy timeout.
+pub(super) async fn take_turn(turn: Arc<Mutex<()>>) -> Result<OwnedMutexGuard<()>, DbErr> {
     tokio::time::timeout(SQLITE_BUSY_TIMEOUT, turn.lock_owned())
         .await
         // Worded as SQLite words it, so that it is reported as contention (503), not a bug.
@@ -232,6 +233,14 @@ pub(super) async fn write_turn(db: &DatabaseConnection) -> Result<OwnedMutexGuar
                 "database is locked (waited for the write turn)".into(),
             ))
         })
+}
+
+/// The file name of the SQLite database behind `db` (`:memory:` and the like included).
+pub(super) fn sqlite_file(db: &DatabaseConnection) -> PathBuf {
+    db.get_sqlite_connection_pool()
+        .connect_options()
+        .get_filename()
+        .to_path_buf()
 }
 
 impl Tx {

@@ -64,10 +64,10 @@ pub struct SessionGrant {
 /// ([`SqliteDirect`]).
 pub async fn find_with_user_and_grants(
     db: &impl ConnectionTrait,
-    reads: Option<&SqliteDirect>,
+    direct: Option<&SqliteDirect>,
     id: &str,
 ) -> Result<Option<SessionGrant>, DbErr> {
-    if let Some(found) = reads.and_then(|reads| reads.session_grant(id)) {
+    if let Some(found) = direct.and_then(|direct| direct.session_grant(id)) {
         return Ok(found);
     }
     let backend = db.get_database_backend();
@@ -256,7 +256,7 @@ pub async fn find_refresh(
 }
 
 /// Marks a refresh token spent, if nobody did first. `true` when this call spent it.
-pub async fn spend_refresh(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -> Result<bool, DbErr> {
+async fn spend_refresh(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -> Result<bool, DbErr> {
     let result = RefreshTokens::update_many()
         .col_expr(RefreshColumn::UsedAt, Expr::value(now))
         .filter(RefreshColumn::Id.eq(id))
@@ -298,7 +298,7 @@ pub async fn rotate_refresh(
             now,
             expires_at,
         };
-        return Arc::clone(direct).rotate_refresh(db, rotation).await;
+        return Arc::clone(direct).rotate_refresh(rotation).await;
     }
     let txn = super::begin(db).await?;
     if !spend_refresh(&*txn, spent, now).await? {

@@ -35,12 +35,14 @@ use super::sessions::{self, SessionGrant};
 /// Connections kept open between lookups; more are opened when more lookups run at once.
 const IDLE_CONNECTIONS: usize = 8;
 
-/// A database file's read connections.
+/// A database file's direct connections: a stack of read connections and one writer.
 pub struct SqliteDirect {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     /// The connection rotations write with, between rotations.
     writer: Mutex<Option<Connection>>,
+    /// The file's write turn, shared with `store::begin`.
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for SqliteDirect {
@@ -52,17 +54,13 @@ impl std::fmt::Debug for SqliteDirect {
 }
 
 impl SqliteDirect {
-    /// Read connections for the file behind `db`; `None` unless `db` is a SQLite database in a
-    /// file (an in-memory database is private to the connection that made it).
+    /// Direct connections for the file behind `db`; `None` unless `db` is a SQLite database in
+    /// a file (an in-memory database is private to the connection that made it).
     pub fn for_database(db: &DatabaseConnection) -> Option<Arc<Self>> {
         if db.get_database_backend() != DbBackend::Sqlite {
             return None;
         }
-        let path = db
-            .get_sqlite_connection_pool()
-            .connect_options()
-            .get_filename()
-            .to_path_buf();
+        let path = super::sqlite_file(db);
         let name = path.to_string_lossy();
         if name.is_empty() || name.starts_with(":memory:") || name.starts_with("file:") {
             return None;
@@ -71,6 +69,7 @@ impl SqliteDirect {
             path,
             idle: Mutex::new(Vec::new()),
             writer: Mutex::new(None),
+            turn: super::turn_of(db),
         }))
     }
 
@@ -132,17 +131,17 @@ impl SqliteDirect {
     /// [`sessions::rotate_refresh`] on SQLite: spends the token, stores its successor and
     /// slides the session, in one transaction; `false` (and nothing written) when the token
     /// was spent already.
-    pub async fn rotate_refresh(
-        self: Arc<Self>,
-        db: &DatabaseConnection,
-        rotation: Rotation,
-    ) -> Result<bool, DbErr> {
-        let turn = super::write_turn(db).await?;
-        let this = Arc::clone(&self);
-        let result = tokio::task::spawn_blocking(move || this.rotate_blocking(&rotation))
-            .await
-            .map_err(|err| internal(format!("refresh rotation task: {err}")))?;
-        drop(turn);
+    pub async fn rotate_refresh(self: Arc<Self>, rotation: Rotation) -> Result<bool, DbErr> {
+        let turn = super::take_turn(Arc::clone(&self.turn)).await?;
+        let result = tokio::task::spawn_blocking(move || {
+            let spent = self.rotate_blocking(&rotation);
+            // The turn is held until the write has really ended, even if the request that
+            // asked for it has gone.
+            drop(turn);
+            spent
+        })
+        .await
+        .map_err(|err| internal(format!("refresh rotation task: {err}")))?;
         result.map_err(|err| internal(err.to_string()))
     }
 
@@ -150,7 +149,7 @@ impl SqliteDirect {
         let taken = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
         let mut conn = match taken {
             Some(conn) => conn,
-            None => self.open_writer()?,
+            None => self.open(Access::Write)?,
         };
         let now = sqlx_timestamp(rotation.now);
         let expires_at = sqlx_timestamp(rotation.expires_at);
@@ -183,23 +182,11 @@ impl SqliteDirect {
         Ok(spent)
     }
 
-    fn open_writer(&self) -> rusqlite::Result<Connection> {
-        // As sqlx's connections are set up in `store::connect`.
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(super::SQLITE_BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        Ok(conn)
-    }
-
     fn read<T>(&self, lookup: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Option<T> {
         let pooled = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let conn = match pooled {
             Some(conn) => conn,
-            None => match self.open() {
+            None => match self.open(Access::Read) {
                 Ok(conn) => conn,
                 Err(err) => {
                     tracing::debug!(error = %err, "opening a SQLite read connection failed");
@@ -224,17 +211,33 @@ impl SqliteDirect {
         }
     }
 
-    fn open(&self) -> rusqlite::Result<Connection> {
-        // Not SQLITE_OPEN_READ_ONLY: a read-only connection cannot create the WAL index (-shm)
-        // should it be missing; `query_only` refuses writes all the same.
+    fn open(&self, access: Access) -> rusqlite::Result<Connection> {
+        // Not SQLITE_OPEN_READ_ONLY for readers: a read-only connection cannot create the WAL
+        // index (-shm) should it be missing; `query_only` refuses writes all the same.
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(Duration::ZERO)?;
-        conn.pragma_update(None, "query_only", true)?;
+        match access {
+            Access::Read => {
+                conn.busy_timeout(Duration::ZERO)?;
+                conn.pragma_update(None, "query_only", true)?;
+            }
+            Access::Write => {
+                // As sqlx's connections are set up in `store::connect`.
+                conn.busy_timeout(super::SQLITE_BUSY_TIMEOUT)?;
+                conn.pragma_update(None, "foreign_keys", true)?;
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
+            }
+        }
         Ok(conn)
     }
+}
+
+#[derive(Clone, Copy)]
+enum Access {
+    Read,
+    Write,
 }
 
 /// What [`SqliteDirect::rotate_refresh`] writes.

@@ -51,10 +51,10 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<User>, Db
 /// ([`SqliteDirect`]).
 pub async fn find_committed(
     db: &DatabaseConnection,
-    reads: Option<&SqliteDirect>,
+    direct: Option<&SqliteDirect>,
     id: i64,
 ) -> Result<Option<User>, DbErr> {
-    match reads.and_then(|reads| reads.user(id)) {
+    match direct.and_then(|direct| direct.user(id)) {
         Some(found) => Ok(found),
         None => find(db, id).await,
     }
@@ -174,7 +174,7 @@ pub async fn list(
         .column_as(Expr::cust("COUNT(*)"), "total");
     if backend == DbBackend::Postgres && filter.search.is_some() {
         let page = page.column_as(Expr::cust("COUNT(*) OVER ()"), "total");
-        return search_postgres(db, page.build(backend), count.build(backend), skip).await;
+        return search_postgres(db, page.build(backend), || count.build(backend), skip).await;
     }
     let total = count.into_tuple::<i64>().one(db).await?.unwrap_or(0);
     let rows = page.all(db).await?;
@@ -190,7 +190,7 @@ pub async fn list(
 async fn search_postgres(
     db: &DatabaseConnection,
     page: Statement,
-    count: Statement,
+    count: impl FnOnce() -> Statement,
     skip: u64,
 ) -> Result<(Vec<User>, u64), DbErr> {
     use sea_orm::sqlx;
@@ -213,7 +213,7 @@ async fn search_postgres(
         users.push(User::from_query_result(&row, "")?);
     }
     if users.is_empty() && skip > 0 {
-        let (sql, values) = unnamed(count);
+        let (sql, values) = unnamed(count());
         total = sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), values)
             .persistent(false)
             .fetch_one(pool)

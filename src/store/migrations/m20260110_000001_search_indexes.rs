@@ -17,7 +17,7 @@ pub struct Migration;
 
 /// The expressions must match the search query in `store::users` exactly for the planner to
 /// use them: the normalised columns as they are, the full name through `LOWER`.
-const INDEXES: [(&str, &str); 3] = [
+pub(super) const INDEXES: [(&str, &str); 3] = [
     ("ix_users_email_lower_trgm", "email_lower"),
     ("ix_users_username_lower_trgm", "username_lower"),
     ("ix_users_full_name_trgm", "LOWER(full_name)"),

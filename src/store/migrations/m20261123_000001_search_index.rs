@@ -12,7 +12,8 @@
 use sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::prelude::*;
 
-use super::m20260110_000001_search_indexes::trigrams_ready;
+// The per-column indexes this one replaces are the previous migration's.
+use super::m20260110_000001_search_indexes::{INDEXES as PER_COLUMN, trigrams_ready};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -20,12 +21,6 @@ pub struct Migration;
 /// Must match `SEARCH_TEXT_POSTGRES` in `store::users` for the planner to use it.
 const CREATE: &str = "CREATE INDEX IF NOT EXISTS ix_users_search_trgm ON users USING gin \
     ((email_lower || ' ' || COALESCE(username_lower, '') || ' ' || LOWER(COALESCE(full_name, ''))) gin_trgm_ops)";
-
-const PER_COLUMN: [(&str, &str); 3] = [
-    ("ix_users_email_lower_trgm", "email_lower"),
-    ("ix_users_username_lower_trgm", "username_lower"),
-    ("ix_users_full_name_trgm", "LOWER(full_name)"),
-];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
