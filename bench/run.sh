@@ -245,8 +245,16 @@ for backend in $BACKENDS; do
   start_service
   sleep 1
   extra "$backend" rss_at_rest_mib "$(echo "$(rss_kib "$service_pid") / 1024" | bc -l | xargs printf '%.1f')"
-  hash_us=$(curl -fs "http://$HOST:$PORT/_bench/argon2?n=10" | python3 -c "import json,sys; h=json.load(sys.stdin)['hash_us']; print(h[len(h)//2])")
+  # Median of 20 hashes each way: as lone requests' hashes run (each maps its own memory) and
+  # back to back as a flood runs them (memory kept). The quicker gives the hash-bound limit.
+  # (Binaries from before the second timing answer only `hash_us`.)
+  read -r hash_us reused_us < <(curl -fs "http://$HOST:$PORT/_bench/argon2?n=20" | python3 -c "
+import json, sys
+t = json.load(sys.stdin)
+print(*(sorted(t.get(k, t['hash_us']))[len(t['hash_us']) // 2] for k in ('hash_us', 'hash_reused_us')))")
   extra "$backend" argon2_hash_ms "$(echo "$hash_us / 1000" | bc -l | xargs printf '%.1f')"
+  extra "$backend" argon2_hash_reused_ms "$(echo "$reused_us / 1000" | bc -l | xargs printf '%.1f')"
+  ((reused_us < hash_us)) && hash_us=$reused_us
   extra "$backend" hash_bound_rps "$(echo "$(nproc) * 1000000 / $hash_us" | bc -l | xargs printf '%.1f')"
 
   admin_token=$(login "$ADMIN" | json_field access_token)

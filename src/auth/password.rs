@@ -7,12 +7,12 @@
 //! [`tune_allocator`].
 
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 
 use super::legacy;
 use tokio::sync::oneshot;
@@ -37,10 +37,8 @@ impl PasswordHasher {
     /// `concurrency` is how many hashes may run at once (normally the number of cores).
     pub fn new(concurrency: usize) -> anyhow::Result<Self> {
         let random: [u8; 16] = rand::random();
-        let dummy = timed(|| argon2().hash_password(&random))
-            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
-            .context("computing the dummy password hash")?
-            .to_string();
+        let dummy = timed(|| hash_with(&mut Scratch::default(), &random))
+            .context("computing the dummy password hash")?;
         Ok(Self {
             pool: Arc::new(HashPool::start(concurrency.max(1))?),
             dummy_hash: dummy.into(),
@@ -50,17 +48,10 @@ impl PasswordHasher {
     /// Hashes a new password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
     pub async fn hash(&self, password: &SecretString) -> anyhow::Result<String> {
         let password = password.clone();
-        self.run(move || {
-            argon2()
-                .hash_password(password.expose().as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|e| anyhow::anyhow!("argon2: {e}"))
-        })
-        .await?
+        self.run(move |scratch| hash_with(scratch, password.expose().as_bytes()))
+            .await?
     }
 
-    /// Checks `password` against `stored`; with `None` (no such user) it verifies against the
-    /// dummy hash and answers `false`, taking the same time.
     pub async fn verify(&self, password: &SecretString, stored: Option<String>) -> anyhow::Result<bool> {
         Ok(self.check(password, stored).await? != Verified::No)
     }
@@ -71,61 +62,82 @@ impl PasswordHasher {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let password = password.clone();
-        let verified = self.run(move || verify_any(password.expose(), &hash)).await?;
+        let verified = self
+            .run(move |scratch| verify_any(scratch, password.expose(), &hash))
+            .await?;
         Ok(if known { verified } else { Verified::No })
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    /// Times `n` hashes run back to back on one hashing thread, in memory kept from one to
+    /// the next as a login flood runs them; microseconds each. For `bench/run.sh` only (the
+    /// hash-duration metric records the `n` as one sample).
+    #[cfg(feature = "bench")]
+    pub async fn time_back_to_back(&self, n: u32) -> anyhow::Result<Vec<u64>> {
+        self.run(move |scratch| {
+            (0..n)
+                .map(|_| {
+                    let started = Instant::now();
+                    hash_with(scratch, b"bench-password-123")?;
+                    Ok(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX))
+                })
+                .collect()
+        })
+        .await?
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Scratch) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
         let (reply, answer) = oneshot::channel();
-        self.pool.submit(Box::new(move || {
+        self.pool.submit(Box::new(move |scratch: &mut Scratch| {
             // The caller may have gone (request timeout); then nobody wants the result.
-            let _ = reply.send(timed(work));
+            let _ = reply.send(timed(|| work(scratch)));
         }))?;
         answer.await.context("password hashing task failed")
     }
 }
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+type Job = Box<dyn FnOnce(&mut Scratch) + Send + 'static>;
 
 /// A fixed set of threads that run hashing jobs in arrival order. The threads end
 /// when the last [`PasswordHasher`] clone is dropped (the channel closes).
 struct HashPool {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: crossbeam_channel::Sender<Job>,
 }
 
 impl HashPool {
     fn start(threads: usize) -> anyhow::Result<Self> {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
+        // Many senders, several receivers: each job goes to one idle thread.
+        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         for index in 0..threads {
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{index}"))
                 .spawn(move || {
+                    let mut scratch = Scratch::default();
                     loop {
-                        // The lock is held only while waiting for the next job, not while hashing.
-                        let job = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(_) => return,
+                        let job = match queue.try_recv() {
+                            Ok(job) => job,
+                            Err(crossbeam_channel::TryRecvError::Disconnected) => return,
+                            Err(crossbeam_channel::TryRecvError::Empty) => {
+                                // Nothing queued: the memory goes back before the thread sleeps.
+                                scratch = Scratch::default();
+                                let Ok(job) = queue.recv() else { return };
+                                job
+                            }
                         };
-                        let Ok(job) = job else { return };
-                        // A panicking job drops its reply (the request fails); the thread stays.
-                        let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+                        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut scratch)));
                     }
                 })
                 .context("starting a password hashing thread")?;
         }
-        Ok(Self {
-            jobs: Mutex::new(jobs),
-        })
+        Ok(Self { jobs })
     }
 
     fn submit(&self, job: Job) -> anyhow::Result<()> {
-        let jobs = self
-            .jobs
-            .lock()
-            .map_err(|_| anyhow::anyhow!("password hasher poisoned"))?;
-        jobs.send(job)
+        self.jobs
+            .send(job)
             .map_err(|_| anyhow::anyhow!("password hasher closed"))
     }
 }
@@ -136,8 +148,8 @@ impl HashPool {
 /// and the alignment padding fragments it so that a freed block is never reused: resident
 /// memory grew by one block per hash, past 500 MiB under a login flood. A fixed threshold keeps
 /// every allocation of 1 MiB or more in its own mapping, unmapped on free. The cost, faulting in
-/// fresh pages for each hash, was paid anyway while the heap kept growing. Call once, early in
-/// `main`; elsewhere than glibc it does nothing.
+/// fresh pages, is paid once per burst of hashes: a hashing thread keeps its memory while hashes
+/// are queued ([`Scratch`]). Call once, early in `main`; elsewhere than glibc it does nothing.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes a malloc tunable, under glibc's own lock.
@@ -158,6 +170,75 @@ fn timed<T>(work: impl FnOnce() -> T) -> T {
     out
 }
 
+/// Argon2 working memory (19 MiB at the configured parameters) that a hashing thread keeps
+/// from one hash to the next while hashes are queued, as in a login flood: mapping it, faulting
+/// it in page by page and unmapping it again cost about a quarter of each hash, and two threads
+/// doing so at once contend in the kernel. The thread drops it as soon as its queue is empty, so
+/// an idle service holds none (decision 63 still holds at rest).
+#[derive(Default)]
+pub struct Scratch(Vec<Block>);
+
+impl Scratch {
+    /// Memory for `count` blocks. Only the configured parameters' size is kept; a stored hash
+    /// with a larger memory cost (an imported one) gets memory of its own for that one hash.
+    fn with_blocks<T>(&mut self, count: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
+        if count > Params::DEFAULT_M_COST as usize {
+            return work(&mut vec![Block::default(); count]);
+        }
+        if self.0.len() < count {
+            self.0 = vec![Block::default(); count];
+        }
+        work(&mut self.0[..count])
+    }
+}
+
+/// A new Argon2id hash of `password` at the configured parameters, as a PHC string: what
+/// `argon2::PasswordHasher::hash_password` gives, computed in `scratch`.
+fn hash_with(scratch: &mut Scratch, password: &[u8]) -> anyhow::Result<String> {
+    let hasher = argon2();
+    let salt: [u8; Salt::RECOMMENDED_LENGTH] = rand::random();
+    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    scratch
+        .with_blocks(hasher.params().block_count(), |blocks| {
+            hasher.hash_password_into_with_memory(password, &salt, &mut output, blocks)
+        })
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+    let phc = |e: &dyn std::fmt::Display| anyhow::anyhow!("argon2: {e}");
+    Ok(PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(hasher.params()).map_err(|e| phc(&e))?,
+        salt: Some(Salt::new(&salt).map_err(|e| phc(&e))?),
+        hash: Some(Output::new(&output).map_err(|e| phc(&e))?),
+    }
+    .to_string())
+}
+
+/// Whether `password` matches a parsed Argon2 hash (any variant, version and parameters), as
+/// `argon2::PasswordVerifier::verify_password` decides it, computed in `scratch`.
+fn verify_with(scratch: &mut Scratch, password: &[u8], hash: &PasswordHash) -> bool {
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(hash.algorithm.as_str()),
+        Params::try_from(hash),
+    ) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let hasher = Argon2::new(algorithm, version, params);
+    let mut output = vec![0u8; expected.len()];
+    let computed = scratch.with_blocks(hasher.params().block_count(), |blocks| {
+        hasher.hash_password_into_with_memory(password, salt, &mut output, blocks)
+    });
+    // `Output`'s equality is constant-time.
+    computed.is_ok() && Output::new(&output).is_ok_and(|output| &output == expected)
+}
+
 /// The outcome of checking a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verified {
@@ -168,11 +249,11 @@ pub enum Verified {
 }
 
 /// Verifies a stored hash of any supported format. An unparsable hash never matches.
-fn verify_any(password: &str, hash: &str) -> Verified {
+fn verify_any(scratch: &mut Scratch, password: &str, hash: &str) -> Verified {
     if let Ok(parsed) = PasswordHash::new(hash)
         && parsed.algorithm.as_str().starts_with("argon2")
     {
-        if argon2().verify_password(password.as_bytes(), &parsed).is_err() {
+        if !verify_with(scratch, password.as_bytes(), &parsed) {
             return Verified::No;
         }
         let ours = parsed.algorithm.as_str() == "argon2id"
@@ -208,6 +289,47 @@ mod tests {
         assert!(!hasher.verify(&wrong, Some(hash.clone())).await.unwrap());
         // Two hashes of one password differ (random salt).
         assert_ne!(hash, hasher.hash(&pw).await.unwrap());
+    }
+
+    #[test]
+    fn hashes_made_in_reused_memory_are_the_crates_hashes() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let mut scratch = Scratch::default();
+        // One scratch for several hashes, as in a login flood: each result must verify with the
+        // crate's own verifier (fresh memory), and the crate's hashes with ours.
+        for password in ["first password 1", "second password 2", "first password 1"] {
+            let ours = hash_with(&mut scratch, password.as_bytes()).unwrap();
+            assert!(ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{ours}");
+            let parsed = PasswordHash::new(&ours).unwrap();
+            assert!(argon2().verify_password(password.as_bytes(), &parsed).is_ok());
+            assert!(argon2().verify_password(b"other", &parsed).is_err());
+            let theirs = argon2().hash_password(password.as_bytes()).unwrap();
+            assert!(verify_with(&mut scratch, password.as_bytes(), &theirs));
+            assert!(!verify_with(&mut scratch, b"other", &theirs));
+        }
+        assert_eq!(
+            scratch.0.len(),
+            Params::DEFAULT_M_COST as usize,
+            "kept for the next hash"
+        );
+    }
+
+    #[test]
+    fn other_argon2_variants_and_larger_costs_verify() {
+        use argon2::password_hash::PasswordHasher as _;
+        let mut scratch = Scratch::default();
+        let params = Params::new(2 * Params::DEFAULT_M_COST, 1, 2, None).unwrap();
+        for algorithm in [Algorithm::Argon2i, Algorithm::Argon2d, Algorithm::Argon2id] {
+            let hasher = Argon2::new(algorithm, Version::V0x10, params.clone());
+            let stored = hasher.hash_password(b"imported secret").unwrap();
+            assert!(verify_with(&mut scratch, b"imported secret", &stored), "{stored}");
+            assert!(
+                !verify_with(&mut scratch, b"imported secreT", &stored),
+                "{stored}"
+            );
+        }
+        // The larger memory was lent for those hashes only.
+        assert!(scratch.0.is_empty());
     }
 
     #[tokio::test]

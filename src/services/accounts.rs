@@ -154,36 +154,49 @@ fn issue(
 pub async fn refresh(core: &Core, refresh_token: &str) -> Result<IssuedTokens, ServiceError> {
     const INVALID: ServiceError = ServiceError::Unauthenticated("Invalid or expired refresh token");
     let now = core.clock.now();
-    let Some((token, session, user_active)) = sessions::find_refresh(
+    let (new_token, new_hash) = new_refresh_token();
+    let expires_at = now + core.session_ttl;
+    let Some(found) = sessions::find_refresh_and_rotate(
         &core.db,
         core.sqlite_direct.as_deref(),
         &hash_refresh_token(refresh_token),
+        &new_hash,
+        now,
+        expires_at,
     )
     .await?
     else {
         return Err(INVALID);
     };
+    let sessions::FoundRefresh {
+        token,
+        session,
+        user_active,
+        rotated,
+    } = found;
     if session.revoked_at.is_some() || token.expires_at <= now || session.expires_at <= now || !user_active {
         return Err(INVALID);
     }
 
-    let (new_token, new_hash) = new_refresh_token();
-    let expires_at = now + core.session_ttl;
-    if token.used_at.is_none() {
+    let rotated = match rotated {
+        Some(rotated) => rotated,
         // Spend it and store its successor together; whoever spends it first wins.
-        if sessions::rotate_refresh(
-            &core.db,
-            core.sqlite_direct.as_ref(),
-            token.id,
-            &session.id,
-            &new_hash,
-            now,
-            expires_at,
-        )
-        .await?
-        {
-            return issue(core, session.user_id, session.id, new_token);
+        None if token.used_at.is_none() => {
+            sessions::rotate_refresh(
+                &core.db,
+                core.sqlite_direct.as_ref(),
+                token.id,
+                &session.id,
+                &new_hash,
+                now,
+                expires_at,
+            )
+            .await?
         }
+        None => false,
+    };
+    if rotated {
+        return issue(core, session.user_id, session.id, new_token);
     }
 
     // Spent already: a concurrent refresh from the same client, or a replay.

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, FromQueryResult, IdenStatic, Iterable, JoinType, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, RelationTrait, SelectA, SelectB, Statement,
+    EntityTrait, FromQueryResult, IdenStatic, Iterable, JoinType, QueryFilter, QueryOrder, QueryResult,
+    QuerySelect, QueryTrait, RelationTrait, SelectA, SelectB, Statement,
 };
 
 use super::entities::refresh_token::{
@@ -238,21 +238,105 @@ pub async fn find_refresh(
     if let Some(found) = direct.and_then(|direct| direct.refresh_token(token_hash)) {
         return Ok(found);
     }
-    let backend = db.get_database_backend();
-    let query = RefreshTokens::find()
+    let query = find_refresh_query(db.get_database_backend(), token_hash);
+    let Some(row) = db.query_one_raw(query).await? else {
+        return Ok(None);
+    };
+    refresh_from_row(&row)
+}
+
+fn find_refresh_query(backend: DbBackend, token_hash: &str) -> Statement {
+    RefreshTokens::find()
         .filter(RefreshColumn::TokenHash.eq(token_hash))
         .find_also_related(Sessions)
         .join(JoinType::InnerJoin, session::Relation::User.def())
         .column_as(UserColumn::IsActive, "user_is_active")
-        .build(backend);
-    let Some(row) = db.query_one_raw(query).await? else {
-        return Ok(None);
-    };
-    let token = RefreshToken::from_query_result(&row, SelectA.as_str())?;
-    let Some(session) = Session::from_query_result_optional(&row, SelectB.as_str())? else {
+        .build(backend)
+}
+
+fn refresh_from_row(row: &QueryResult) -> Result<Option<(RefreshToken, Session, bool)>, DbErr> {
+    let token = RefreshToken::from_query_result(row, SelectA.as_str())?;
+    let Some(session) = Session::from_query_result_optional(row, SelectB.as_str())? else {
         return Ok(None);
     };
     Ok(Some((token, session, row.try_get("", "user_is_active")?)))
+}
+
+/// What a refresh found by the presented token's hash.
+pub struct FoundRefresh {
+    pub token: RefreshToken,
+    pub session: Session,
+    pub user_active: bool,
+    /// `Some(true)` when the lookup also rotated the token (PostgreSQL does both in one
+    /// statement), `Some(false)` when it tried and the token was not live or someone spent it
+    /// first, `None` when it did not try: the caller rotates with [`rotate_refresh`].
+    pub rotated: Option<bool>,
+}
+
+/// Looks up a refresh token by its hash and, on PostgreSQL, rotates it in the same statement
+/// when it is live: spent, successor `successor_hash` stored, session slid to `expires_at`.
+/// "Live" is the test the refresh service applies to what this returns: unspent, token and
+/// session unexpired at `now`, session not revoked, user active.
+pub async fn find_refresh_and_rotate(
+    db: &DatabaseConnection,
+    direct: Option<&SqliteDirect>,
+    token_hash: &str,
+    successor_hash: &str,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<Option<FoundRefresh>, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        let found = find_refresh(db, direct, token_hash).await?;
+        return Ok(found.map(|(token, session, user_active)| FoundRefresh {
+            token,
+            session,
+            user_active,
+            rotated: None,
+        }));
+    }
+    // One round trip instead of two: the parts of a statement share one snapshot and commit
+    // together; a concurrent rotation of the same token waits on its row lock, then finds it
+    // spent and leaves `spent` at 0.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let found = find_refresh_query(DbBackend::Postgres, "").sql;
+        let (token, session) = (SelectA.as_str(), SelectB.as_str());
+        format!(
+            "WITH found AS ({found}), \
+             spent AS ( \
+               UPDATE refresh_tokens SET used_at = $2 \
+               WHERE used_at IS NULL AND id = (SELECT \"{token}id\" FROM found \
+                 WHERE \"{token}used_at\" IS NULL AND \"{token}expires_at\" > $2 \
+                   AND \"{session}expires_at\" > $2 AND \"{session}revoked_at\" IS NULL \
+                   AND user_is_active) \
+               RETURNING session_id), \
+             successor AS ( \
+               INSERT INTO refresh_tokens (session_id, token_hash, created_at, expires_at, used_at) \
+               SELECT session_id, $3, $2, $4, NULL FROM spent), \
+             touched AS ( \
+               UPDATE sessions SET last_used_at = $2, expires_at = $4 \
+               WHERE id IN (SELECT session_id FROM spent)) \
+             SELECT found.*, (SELECT COUNT(*) FROM spent) AS spent FROM found"
+        )
+    });
+    let values = [
+        token_hash.into(),
+        now.into(),
+        successor_hash.into(),
+        expires_at.into(),
+    ];
+    let statement = Statement::from_sql_and_values(DbBackend::Postgres, SQL.as_str(), values);
+    let Some(row) = db.query_one_raw(statement).await? else {
+        return Ok(None);
+    };
+    let spent = row.try_get::<i64>("", "spent")?;
+    Ok(
+        refresh_from_row(&row)?.map(|(token, session, user_active)| FoundRefresh {
+            token,
+            session,
+            user_active,
+            rotated: Some(spent == 1),
+        }),
+    )
 }
 
 /// Marks a refresh token spent, if nobody did first. `true` when this call spent it.
@@ -268,7 +352,7 @@ async fn spend_refresh(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -
 
 /// Spends refresh token `spent` of session `session_id`, stores its successor (`token_hash`)
 /// and slides the session's expiry: all of it, and only if nobody spent the token first
-/// (`false` then, and nothing is written).
+/// (`false` then, and nothing is written). PostgreSQL rotates in [`find_refresh_and_rotate`].
 pub async fn rotate_refresh(
     db: &DatabaseConnection,
     direct: Option<&Arc<SqliteDirect>>,
@@ -278,18 +362,6 @@ pub async fn rotate_refresh(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    if db.get_database_backend() == DbBackend::Postgres {
-        // One statement, one round trip instead of five: the parts of a statement share one
-        // snapshot and commit together, and a concurrent rotation of the same token waits on
-        // its row lock, then finds it spent.
-        let values = [spent.into(), now.into(), token_hash.into(), expires_at.into()];
-        let statement = Statement::from_sql_and_values(DbBackend::Postgres, ROTATE_POSTGRES, values);
-        let spent_now = match db.query_one_raw(statement).await? {
-            Some(row) => row.try_get::<i64>("", "spent")?,
-            None => 0,
-        };
-        return Ok(spent_now == 1);
-    }
     if let Some(direct) = direct {
         let rotation = Rotation {
             spent,
@@ -310,18 +382,6 @@ pub async fn rotate_refresh(
     txn.commit().await?;
     Ok(true)
 }
-
-/// [`rotate_refresh`] on PostgreSQL: $1 the spent token's id, $2 now, $3 the successor's hash,
-/// $4 the new expiry.
-const ROTATE_POSTGRES: &str = "WITH spent AS ( \
-       UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL RETURNING session_id), \
-     successor AS ( \
-       INSERT INTO refresh_tokens (session_id, token_hash, created_at, expires_at, used_at) \
-       SELECT session_id, $3, $2, $4, NULL FROM spent), \
-     touched AS ( \
-       UPDATE sessions SET last_used_at = $2, expires_at = $4 \
-       WHERE id IN (SELECT session_id FROM spent)) \
-     SELECT COUNT(*) AS spent FROM spent";
 
 pub async fn find_refresh_by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<RefreshToken>, DbErr> {
     RefreshTokens::find_by_id(id).one(db).await

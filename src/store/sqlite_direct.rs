@@ -24,12 +24,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr};
+use sea_orm::{IdenStatic, Iterable};
 
 use super::entities::refresh_token::Model as RefreshToken;
 use super::entities::session::Model as Session;
-use super::entities::user::Model as User;
+use super::entities::user::{Column as UserColumn, Model as User};
 use super::sessions::{self, SessionGrant};
 
 /// Connections kept open between lookups; more are opened when more lookups run at once.
@@ -80,12 +82,15 @@ impl SqliteDirect {
             let sql = sessions::auth_sql(DbBackend::Sqlite);
             conn.prepare_cached(sql)?
                 .query_row([session_id], |row| {
+                    // After the user's columns: the session's expiry and revocation, then the
+                    // two name lists (`sessions::auth_sql`).
+                    let after = user_columns();
                     Ok(SessionGrant {
                         user: user(row)?,
-                        expires_at: row.get("session_expires_at")?,
-                        revoked_at: row.get("session_revoked_at")?,
-                        roles: list(row, "grant_roles")?,
-                        permissions: list(row, "grant_permissions")?,
+                        expires_at: timestamp(row, after)?,
+                        revoked_at: optional_timestamp(row, after + 1)?,
+                        roles: list(row, after + 2)?,
+                        permissions: list(row, after + 3)?,
                     })
                 })
                 .optional()
@@ -104,25 +109,26 @@ impl SqliteDirect {
         self.read(|conn| {
             conn.prepare_cached(REFRESH_BY_HASH)?
                 .query_row([token_hash], |row| {
+                    // Columns by position, in the order `REFRESH_BY_HASH` lists them.
                     let token = RefreshToken {
-                        id: row.get("t_id")?,
-                        session_id: row.get("t_session_id")?,
-                        token_hash: row.get("t_token_hash")?,
-                        created_at: row.get("t_created_at")?,
-                        expires_at: row.get("t_expires_at")?,
-                        used_at: row.get("t_used_at")?,
+                        id: row.get(0)?,
+                        session_id: row.get(1)?,
+                        token_hash: row.get(2)?,
+                        created_at: timestamp(row, 3)?,
+                        expires_at: timestamp(row, 4)?,
+                        used_at: optional_timestamp(row, 5)?,
                     };
                     let session = Session {
-                        id: row.get("s_id")?,
-                        user_id: row.get("s_user_id")?,
-                        created_at: row.get("s_created_at")?,
-                        last_used_at: row.get("s_last_used_at")?,
-                        expires_at: row.get("s_expires_at")?,
-                        revoked_at: row.get("s_revoked_at")?,
-                        user_agent: row.get("s_user_agent")?,
-                        client_addr: row.get("s_client_addr")?,
+                        id: row.get(6)?,
+                        user_id: row.get(7)?,
+                        created_at: timestamp(row, 8)?,
+                        last_used_at: timestamp(row, 9)?,
+                        expires_at: timestamp(row, 10)?,
+                        revoked_at: optional_timestamp(row, 11)?,
+                        user_agent: row.get(12)?,
+                        client_addr: row.get(13)?,
                     };
-                    Ok((token, session, row.get("user_is_active")?))
+                    Ok((token, session, row.get(14)?))
                 })
                 .optional()
         })
@@ -264,52 +270,76 @@ fn internal(text: String) -> DbErr {
     DbErr::Query(RuntimeErr::Internal(text))
 }
 
-const REFRESH_BY_HASH: &str = "SELECT t.id AS t_id, t.session_id AS t_session_id, \
-    t.token_hash AS t_token_hash, t.created_at AS t_created_at, t.expires_at AS t_expires_at, \
-    t.used_at AS t_used_at, s.id AS s_id, s.user_id AS s_user_id, s.created_at AS s_created_at, \
-    s.last_used_at AS s_last_used_at, s.expires_at AS s_expires_at, s.revoked_at AS s_revoked_at, \
-    s.user_agent AS s_user_agent, s.client_addr AS s_client_addr, u.is_active AS user_is_active \
+const REFRESH_BY_HASH: &str = "SELECT t.id, t.session_id, t.token_hash, t.created_at, \
+    t.expires_at, t.used_at, s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, \
+    s.revoked_at, s.user_agent, s.client_addr, u.is_active \
     FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
     WHERE t.token_hash = ?";
 
 /// `SELECT` of every user column by id, in the entity's column order.
 static USER_BY_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    use sea_orm::{IdenStatic, Iterable};
-    let columns = super::entities::user::Column::iter()
+    let columns = UserColumn::iter()
         .map(|c| c.as_str())
         .collect::<Vec<_>>()
         .join(", ");
     format!("SELECT {columns} FROM users WHERE id = ?")
 });
 
-/// A user from the columns of a row, by their names (a struct literal, so a new column that is
-/// not read here does not compile).
+/// How many columns a user has: the user's columns come first in the statements here, in the
+/// entity's order, and what follows them starts at this position.
+fn user_columns() -> usize {
+    UserColumn::iter().count()
+}
+
+/// A user from the first columns of a row. Columns are read by position (a column's place in
+/// the entity's order is its discriminant), not by name: finding a name compares it with every
+/// column name before it, which for a user's 19 columns cost more than the lookup itself. A
+/// struct literal, so a new column that is not read here does not compile.
 fn user(row: &Row<'_>) -> rusqlite::Result<User> {
+    use UserColumn as C;
     Ok(User {
-        id: row.get("id")?,
-        email: row.get("email")?,
-        email_lower: row.get("email_lower")?,
-        username: row.get("username")?,
-        username_lower: row.get("username_lower")?,
-        full_name: row.get("full_name")?,
-        password_hash: row.get("password_hash")?,
-        is_active: row.get("is_active")?,
-        is_admin: row.get("is_admin")?,
-        created_at: row.get("created_at")?,
-        updated_at: row.get("updated_at")?,
-        last_login_at: row.get("last_login_at")?,
-        bio: row.get("bio")?,
-        avatar_url: row.get("avatar_url")?,
-        location: row.get("location")?,
-        website: row.get("website")?,
-        phone_number: row.get("phone_number")?,
-        birth_date: row.get("birth_date")?,
-        preferences: row.get("preferences")?,
+        id: row.get(C::Id as usize)?,
+        email: row.get(C::Email as usize)?,
+        email_lower: row.get(C::EmailLower as usize)?,
+        username: row.get(C::Username as usize)?,
+        username_lower: row.get(C::UsernameLower as usize)?,
+        full_name: row.get(C::FullName as usize)?,
+        password_hash: row.get(C::PasswordHash as usize)?,
+        is_active: row.get(C::IsActive as usize)?,
+        is_admin: row.get(C::IsAdmin as usize)?,
+        created_at: timestamp(row, C::CreatedAt as usize)?,
+        updated_at: timestamp(row, C::UpdatedAt as usize)?,
+        last_login_at: optional_timestamp(row, C::LastLoginAt as usize)?,
+        bio: row.get(C::Bio as usize)?,
+        avatar_url: row.get(C::AvatarUrl as usize)?,
+        location: row.get(C::Location as usize)?,
+        website: row.get(C::Website as usize)?,
+        phone_number: row.get(C::PhoneNumber as usize)?,
+        birth_date: row.get(C::BirthDate as usize)?,
+        preferences: row.get(C::Preferences as usize)?,
     })
 }
 
-fn list(row: &Row<'_>, column: &str) -> rusqlite::Result<Vec<String>> {
-    let json: Option<String> = row.get(column)?;
+/// A timestamp as sqlx writes them (RFC 3339) with chrono's RFC 3339 parser, which is much
+/// quicker than the format-string parsing rusqlite does; anything else goes to rusqlite.
+fn timestamp(row: &Row<'_>, at: usize) -> rusqlite::Result<DateTime<Utc>> {
+    if let Ok(text) = row.get_ref(at)?.as_str()
+        && let Ok(parsed) = DateTime::parse_from_rfc3339(text)
+    {
+        return Ok(parsed.with_timezone(&Utc));
+    }
+    row.get(at)
+}
+
+fn optional_timestamp(row: &Row<'_>, at: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    match row.get_ref(at)? {
+        ValueRef::Null => Ok(None),
+        _ => timestamp(row, at).map(Some),
+    }
+}
+
+fn list(row: &Row<'_>, at: usize) -> rusqlite::Result<Vec<String>> {
+    let json: Option<String> = row.get(at)?;
     sessions::parse_name_list(json.as_deref())
-        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, err.into()))
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, err.into()))
 }

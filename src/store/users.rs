@@ -94,7 +94,7 @@ pub struct ListFilter {
     pub sort: Option<(SortKey, bool)>,
 }
 
-/// The text the PostgreSQL search index covers (migration m20261123_000001_search_index): the
+/// The text the PostgreSQL search index covers (migration m20261123_000002_search_gist): the
 /// three searched columns in one string, so one trigram index scan finds the candidates. A
 /// term can match across the separators, so the query keeps the exact per-column test too.
 const SEARCH_TEXT_POSTGRES: &str =
@@ -182,11 +182,11 @@ pub async fn list(
 }
 
 /// A search on PostgreSQL: one statement for the page and the count of all matches (a window
-/// count, computed while the matches are in hand), run unnamed. A named (prepared) statement
-/// is planned once for any pattern after a few runs, and a plan that cannot see the pattern
-/// reads the whole table instead of the trigram index (881 ms at the 99th percentile with 100k
-/// users); an unnamed one is planned for the actual pattern. Only a page past the last match
-/// needs a second statement for the count.
+/// count, computed while the matches are in hand), run unnamed, so it is planned for the actual
+/// pattern: a term most rows contain is better read by a table scan, a rare one through the
+/// trigram index. (Before the window count, a named statement's generic plan read the table in
+/// id order for every pattern: 881 ms at the 99th percentile with 100k users.) Only a page past
+/// the last match needs a second statement for the count.
 async fn search_postgres(
     db: &DatabaseConnection,
     page: Statement,

@@ -85,6 +85,46 @@ backend_test!(
 );
 
 backend_test!(
+    async fn a_refused_refresh_does_not_spend_the_token(app) {
+        use sea_orm::{ConnectionTrait, Statement};
+        let user = app.user().await;
+        let (_, refresh) = app.login_pair(&user.email, PASSWORD).await;
+        let backend = app.core.db.get_database_backend();
+        let exec = |sql: String| {
+            let db = app.core.db.clone();
+            async move { db.execute_raw(Statement::from_string(backend, sql)).await.unwrap() }
+        };
+        let tokens = || async {
+            let row = app
+                .core
+                .db
+                .query_one_raw(Statement::from_string(backend, "SELECT COUNT(*) AS n FROM refresh_tokens"))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get::<i64>("", "n").unwrap()
+        };
+        let before = tokens().await;
+        // A user made inactive behind the service's back, then a session revoked the same way:
+        // each refresh is refused and leaves the token unspent, with no successor stored.
+        let false_ = if backend == sea_orm::DbBackend::Postgres { "false" } else { "0" };
+        let true_ = if backend == sea_orm::DbBackend::Postgres { "true" } else { "1" };
+        exec(format!("UPDATE users SET is_active = {false_} WHERE id = {}", user.id)).await;
+        assert_eq!(app.refresh(&refresh).await.status(), StatusCode::UNAUTHORIZED);
+        exec(format!("UPDATE users SET is_active = {true_} WHERE id = {}", user.id)).await;
+        let now = if backend == sea_orm::DbBackend::Sqlite { "'2000-01-01T00:00:00+00:00'" } else { "CURRENT_TIMESTAMP" };
+        exec(format!("UPDATE sessions SET revoked_at = {now} WHERE user_id = {}", user.id)).await;
+        assert_eq!(app.refresh(&refresh).await.status(), StatusCode::UNAUTHORIZED);
+        exec(format!("UPDATE sessions SET revoked_at = NULL WHERE user_id = {}", user.id)).await;
+        assert_eq!(tokens().await, before);
+        // Restored, the same token rotates once, as if the refused attempts had never been.
+        let response = app.refresh(&refresh).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(tokens().await, before + 1);
+    }
+);
+
+backend_test!(
     async fn refreshing_slides_the_session_lifetime(app) {
         let user = app.user().await;
         let (_, mut refresh) = app.login_pair(&user.email, PASSWORD).await;

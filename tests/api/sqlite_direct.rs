@@ -41,7 +41,7 @@ async fn direct_lookups_give_what_the_orm_gives() {
         .put_json(
             &format!("/users/{}", user.id),
             Some(&admin.token),
-            &json!({"full_name": "Åse Ørn"}),
+            &json!({"full_name": "Åse Ørn", "email": format!("Mixed.Case.{}@Example.ORG", user.id)}),
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -106,6 +106,28 @@ async fn direct_lookups_give_what_the_orm_gives() {
     // Unknown ids and sessions are answered too, as absent.
     assert_eq!(reads.user(i64::MAX), Some(None));
     assert!(matches!(reads.session_grant("no-such-session"), Some(None)));
+
+    // A refresh token of a session used again later: every timestamp of the token and the
+    // session differs from its neighbours.
+    let (_, first) = app.login_pair(&admin.email, &admin.password).await;
+    app.clock.advance(chrono::TimeDelta::seconds(90));
+    let second = body(app.refresh(&first).await).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.clock.advance(chrono::TimeDelta::seconds(90));
+    for token in [&first, &second] {
+        let hash = users_api::auth::token::hash_refresh_token(token);
+        let direct = reads.refresh_token(&hash).expect("answered directly");
+        let orm = sessions::find_refresh(&app.core.db, None, &hash).await.unwrap();
+        assert!(direct.is_some());
+        assert_eq!(direct, orm);
+    }
+    let (spent, session, _) = reads
+        .refresh_token(&users_api::auth::token::hash_refresh_token(&first))
+        .unwrap()
+        .unwrap();
+    assert!(spent.used_at.is_some() && session.last_used_at > session.created_at);
 
     // A logout is seen by the very next direct read.
     let sid = app.core.tokens.verify(&user.token, app.clock.now()).unwrap().sid;

@@ -19,7 +19,7 @@ use super::m20260110_000001_search_indexes::{INDEXES as PER_COLUMN, trigrams_rea
 pub struct Migration;
 
 /// Must match `SEARCH_TEXT_POSTGRES` in `store::users` for the planner to use it.
-const CREATE: &str = "CREATE INDEX IF NOT EXISTS ix_users_search_trgm ON users USING gin \
+pub(super) const CREATE: &str = "CREATE INDEX IF NOT EXISTS ix_users_search_trgm ON users USING gin \
     ((email_lower || ' ' || COALESCE(username_lower, '') || ' ' || LOWER(COALESCE(full_name, ''))) gin_trgm_ops)";
 
 #[async_trait::async_trait]

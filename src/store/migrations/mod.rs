@@ -10,6 +10,7 @@ mod m20260103_000001_rbac;
 mod m20260104_000001_login_throttle;
 mod m20260110_000001_search_indexes;
 mod m20261123_000001_search_index;
+mod m20261123_000002_search_gist;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260104_000001_login_throttle::Migration),
             Box::new(m20260110_000001_search_indexes::Migration),
             Box::new(m20261123_000001_search_index::Migration),
+            Box::new(m20261123_000002_search_gist::Migration),
         ]
     }
 }
