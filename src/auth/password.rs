@@ -183,14 +183,46 @@ impl Scratch {
     /// with a larger memory cost (an imported one) gets memory of its own for that one hash.
     fn with_blocks<T>(&mut self, count: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
         if count > Params::DEFAULT_M_COST as usize {
-            return work(&mut vec![Block::default(); count]);
+            return work(&mut zeroed_blocks(count));
         }
         if self.0.len() < count {
-            self.0 = vec![Block::default(); count];
+            self.0 = zeroed_blocks(count);
         }
         work(&mut self.0[..count])
     }
 }
+
+/// `count` zeroed Argon2 blocks, in memory the kernel is asked to back with 2 MiB pages before
+/// it is first touched. Argon2 reads blocks all over its 19 MiB; with 4 KiB pages nearly every
+/// read needs an address translation that is not cached, and those page-table walks compete for
+/// the cache that two concurrent hashes already share. Where transparent huge pages are off, or
+/// none is free, the kernel uses ordinary pages and nothing else changes.
+fn zeroed_blocks(count: usize) -> Vec<Block> {
+    let mut blocks = Vec::with_capacity(count);
+    advise_huge_pages(blocks.spare_capacity_mut());
+    blocks.resize(count, Block::default());
+    blocks
+}
+
+/// Asks for huge pages for the whole 2 MiB-aligned stretches of `memory`.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages<T>(memory: &mut [std::mem::MaybeUninit<T>]) {
+    const HUGE_PAGE: usize = 2 << 20;
+    let start = memory.as_mut_ptr() as usize;
+    let end = start + std::mem::size_of_val(memory);
+    let (from, to) = (start.next_multiple_of(HUGE_PAGE), end / HUGE_PAGE * HUGE_PAGE);
+    if from < to {
+        // SAFETY: the range lies inside memory this caller owns exclusively. MADV_HUGEPAGE
+        // changes only how the kernel backs it, never its contents; a refusal (THP built out of
+        // the kernel) leaves ordinary pages, so the result is not needed.
+        unsafe {
+            let _ = libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages<T>(_memory: &mut [std::mem::MaybeUninit<T>]) {}
 
 /// A new Argon2id hash of `password` at the configured parameters, as a PHC string: what
 /// `argon2::PasswordHasher::hash_password` gives, computed in `scratch`.
@@ -330,6 +362,40 @@ mod tests {
         }
         // The larger memory was lent for those hashes only.
         assert!(scratch.0.is_empty());
+    }
+
+    /// Where the kernel offers transparent huge pages (`always` or `madvise`), fresh hashing
+    /// memory is backed by them once touched: /proc/self/smaps counts them for its mapping.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn hashing_memory_gets_huge_pages_where_the_kernel_offers_them() {
+        let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+        // As in `main`: without it glibc may hand back heap memory an earlier test already
+        // touched, which keeps the small pages it was faulted in with.
+        tune_allocator();
+        let blocks = zeroed_blocks(Params::DEFAULT_M_COST as usize);
+        let start = blocks.as_ptr() as usize;
+        let memory = start..start + std::mem::size_of_val(blocks.as_slice());
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        // Advising part of a mapping splits it: add up every mapping that overlaps the blocks.
+        // Each mapping is a header line with its address range, then its fields.
+        let mut huge_kib = 0;
+        let mut overlaps = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ')
+                && let Some((from, to)) = range.split_once('-')
+                && let (Ok(from), Ok(to)) = (usize::from_str_radix(from, 16), usize::from_str_radix(to, 16))
+            {
+                overlaps = from < memory.end && memory.start < to;
+            } else if overlaps && let Some(kib) = line.strip_prefix("AnonHugePages:") {
+                huge_kib += kib.trim().trim_end_matches(" kB").parse::<usize>().unwrap_or(0);
+            }
+        }
+        if thp.contains("[always]") || thp.contains("[madvise]") {
+            // 19 MiB wherever it starts holds at least eight whole 2 MiB-aligned stretches.
+            assert!(huge_kib >= 8 * 2048, "{huge_kib} KiB in huge pages ({thp})");
+        }
+        drop(blocks);
     }
 
     #[tokio::test]
