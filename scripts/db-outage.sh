@@ -2,7 +2,8 @@
 # What the service does while its PostgreSQL is down, and after it comes back:
 #   bash scripts/db-outage.sh
 # Serves the debug binary on loopback against a database of its own on the local PostgreSQL
-# (127.0.0.1:5432, user postgres, trust auth) with DB_ACQUIRE_TIMEOUT_MS=500, keeps two clients
+# (127.0.0.1:5432, user postgres, trust auth; sslmode=disable, so the pipelined reads of
+# store::pg_direct run too) with DB_ACQUIRE_TIMEOUT_MS=500, keeps two clients
 # registering users throughout, stops PostgreSQL for a few seconds and checks that
 #   * /readyz answers 503 within a second, and other requests answer 503 quickly (never 500,
 #     never hang: curl --max-time 3);
@@ -67,7 +68,7 @@ cargo build --quiet --bin users-api
 cp "$target/debug/users-api" "$work/users-api"
 
 (cd "$work" && exec env -i PATH="$PATH" HOST=127.0.0.1 PORT=0 LOG_FORMAT=json LOG_LEVEL=${DB_OUTAGE_LOG_LEVEL:-warn,users_api=info} \
-  DATABASE_URL="$PG_URL/$DB" DATA_DIR="$work/data" DB_ACQUIRE_TIMEOUT_MS=500 \
+  DATABASE_URL="$PG_URL/$DB?sslmode=disable" DATA_DIR="$work/data" DB_ACQUIRE_TIMEOUT_MS=500 \
   JWT_SECRET_KEY=db-outage-secret-0123456789abcdef012345 \
   ./users-api serve >"$work/service.log" 2>&1) &
 service_pid=$!

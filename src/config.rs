@@ -56,6 +56,9 @@ pub struct Settings {
     pub db_max_connections: Option<u32>,
     /// How long a request waits for a database connection before it is answered 503, ms.
     pub db_acquire_timeout_ms: u64,
+    /// PostgreSQL clients the per-request lookups are pipelined over (`store::pg_direct`); by
+    /// default one per four cores, 0 sends every query through the pool.
+    pub db_pipeline_connections: Option<usize>,
     /// Requests running longer are answered 503, seconds.
     pub request_timeout_secs: u64,
     /// Largest accepted request body, bytes.
@@ -123,6 +126,7 @@ impl Default for Settings {
             admin_password: None,
             db_max_connections: None,
             db_acquire_timeout_ms: 3_000,
+            db_pipeline_connections: None,
             request_timeout_secs: 30,
             max_body_bytes: 64 * 1024,
             password_min_length: 8,
@@ -168,6 +172,7 @@ const ENV_KEYS: &[&str] = &[
     "admin_password",
     "db_max_connections",
     "db_acquire_timeout_ms",
+    "db_pipeline_connections",
     "request_timeout_secs",
     "max_body_bytes",
     "password_min_length",
@@ -286,6 +291,7 @@ impl Settings {
             admin_password = secret(self.admin_password.as_ref()),
             db_max_connections = ?self.db_max_connections,
             db_acquire_timeout_ms = self.db_acquire_timeout_ms,
+            db_pipeline_connections = ?self.db_pipeline_connections,
             request_timeout_secs = self.request_timeout_secs,
             max_body_bytes = self.max_body_bytes,
             password_min_length = self.password_min_length,

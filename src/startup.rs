@@ -19,7 +19,8 @@ use crate::domain::{Email, Password, PasswordPolicy, SecretString};
 use crate::http::{self, AppState, Limits, Ops};
 use crate::services::{Core, accounts};
 use crate::shutdown::Shutdown;
-use crate::store::{self, PoolSettings, migrations::Migrator};
+use crate::store::sqlite_direct::SqliteDirect;
+use crate::store::{self, Direct, PoolSettings, migrations::Migrator};
 use crate::telemetry;
 
 /// A bound, ready-to-serve application.
@@ -47,7 +48,21 @@ impl Application {
                 .await
                 .context("applying database migrations")?;
         }
-        let core = core(&settings, db, clock)?;
+        let mut core = core(&settings, db, clock)?;
+        if core.direct.is_none() {
+            // One client served a 2-core machine best (1, 2 and 4 measured: docs/benchmarks.md):
+            // the deeper its pipeline, the more queries the server reads per wake-up.
+            let clients = settings
+                .db_pipeline_connections
+                .unwrap_or_else(|| cores().div_ceil(4));
+            core.direct = Direct::open(
+                &core.db,
+                &settings.database_url,
+                clients,
+                &pool_settings(&settings),
+            )
+            .await;
+        }
         prune_throttle_counters(core.clone());
         bootstrap_admin(&core, &settings).await?;
         let shutdown = Shutdown::default();
@@ -173,24 +188,28 @@ fn prune_throttle_counters(core: Core) {
 
 /// Connects to the configured database.
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
-    store::connect(
-        &settings.database_url,
-        &PoolSettings {
-            max_connections: settings.db_max_connections,
-            acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
-        },
-    )
-    .await
+    store::connect(&settings.database_url, &pool_settings(settings)).await
 }
 
-/// Builds the services' shared context from settings.
+fn pool_settings(settings: &Settings) -> PoolSettings {
+    PoolSettings {
+        max_connections: settings.db_max_connections,
+        acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// Builds the services' shared context from settings. Of the direct lookups it opens only
+/// SQLite's, which cost nothing until used; [`Application::build`] adds PostgreSQL's.
 pub fn core(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Core> {
     let secret = jwt_secret(settings)?;
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
     Ok(Core {
-        sqlite_direct: crate::store::sqlite_direct::SqliteDirect::for_database(&db),
+        direct: SqliteDirect::for_database(&db).map(Direct::Sqlite),
         db,
-        hasher: PasswordHasher::new(settings.hash_concurrency.unwrap_or(cores))?,
+        hasher: PasswordHasher::new(settings.hash_concurrency.unwrap_or_else(cores))?,
         tokens: TokenService::new(&secret, seconds(settings.access_token_ttl)),
         clock,
         password_policy: PasswordPolicy {

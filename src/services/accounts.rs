@@ -158,7 +158,7 @@ pub async fn refresh(core: &Core, refresh_token: &str) -> Result<IssuedTokens, S
     let expires_at = now + core.session_ttl;
     let Some(found) = sessions::find_refresh_and_rotate(
         &core.db,
-        core.sqlite_direct.as_deref(),
+        core.sqlite_direct().map(|direct| &**direct),
         &hash_refresh_token(refresh_token),
         &new_hash,
         now,
@@ -184,7 +184,7 @@ pub async fn refresh(core: &Core, refresh_token: &str) -> Result<IssuedTokens, S
         None if token.used_at.is_none() => {
             sessions::rotate_refresh(
                 &core.db,
-                core.sqlite_direct.as_ref(),
+                core.sqlite_direct(),
                 token.id,
                 &session.id,
                 &new_hash,
@@ -255,8 +255,7 @@ pub async fn authenticate(core: &Core, token: &str) -> Result<Caller, ServiceErr
     let now = core.clock.now();
     let claims = core.tokens.verify(token, now).map_err(|_| INVALID)?;
     let Some(grant) =
-        store::sessions::find_with_user_and_grants(&core.db, core.sqlite_direct.as_deref(), &claims.sid)
-            .await?
+        store::sessions::find_with_user_and_grants(&core.db, core.direct.as_ref(), &claims.sid).await?
     else {
         return Err(INVALID);
     };

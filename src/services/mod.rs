@@ -21,14 +21,15 @@ use crate::auth::{PasswordHasher, TokenService};
 use crate::clock::Clock;
 use crate::domain::PasswordPolicy;
 use crate::domain::throttle::ThrottlePolicy;
+use crate::store::Direct;
 use crate::store::sqlite_direct::SqliteDirect;
 
 /// What every use case needs: the database, credentials machinery, the clock and the rules.
 #[derive(Clone)]
 pub struct Core {
     pub db: DatabaseConnection,
-    /// Lookups on the calling thread, when the database is a SQLite file.
-    pub sqlite_direct: Option<Arc<SqliteDirect>>,
+    /// The per-request lookups that skip sea-orm, where the backend has them.
+    pub direct: Option<Direct>,
     pub hasher: PasswordHasher,
     pub tokens: TokenService,
     pub clock: Clock,
@@ -39,4 +40,11 @@ pub struct Core {
     /// client) before a reuse counts as theft.
     pub refresh_grace: TimeDelta,
     pub throttle: ThrottlePolicy,
+}
+
+impl Core {
+    /// The SQLite direct lookups and writes, when the database is a SQLite file.
+    pub fn sqlite_direct(&self) -> Option<&Arc<SqliteDirect>> {
+        self.direct.as_ref().and_then(Direct::sqlite)
+    }
 }

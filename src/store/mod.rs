@@ -2,6 +2,7 @@
 
 pub mod entities;
 pub mod migrations;
+pub mod pg_direct;
 pub mod rbac;
 pub mod sessions;
 pub mod sqlite_direct;
@@ -17,6 +18,63 @@ use std::time::Duration;
 use anyhow::Context;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use self::entities::user::Model as User;
+use self::pg_direct::PgDirect;
+use self::sessions::SessionGrant;
+use self::sqlite_direct::SqliteDirect;
+
+/// The per-request lookups that skip sea-orm, on the backends that have them: on the calling
+/// thread for a SQLite file, pipelined for PostgreSQL. Each answers `None` when the caller
+/// should ask sea-orm instead.
+#[derive(Debug, Clone)]
+pub enum Direct {
+    Sqlite(Arc<SqliteDirect>),
+    Postgres(Arc<PgDirect>),
+}
+
+impl Direct {
+    /// The direct lookups for `db`, if its backend has them; `url` is the one `db` was opened
+    /// with, and `pg_clients` how many pipelined PostgreSQL clients to open (0: none).
+    pub async fn open(
+        db: &DatabaseConnection,
+        url: &str,
+        pg_clients: usize,
+        pool: &PoolSettings,
+    ) -> Option<Self> {
+        match db.get_database_backend() {
+            DbBackend::Sqlite => SqliteDirect::for_database(db).map(Self::Sqlite),
+            DbBackend::Postgres => PgDirect::connect(url, pg_clients, pool.acquire_timeout)
+                .await
+                .map(Self::Postgres),
+            _ => None,
+        }
+    }
+
+    /// The SQLite lookups, which also rotate refresh tokens.
+    pub fn sqlite(&self) -> Option<&Arc<SqliteDirect>> {
+        match self {
+            Self::Sqlite(direct) => Some(direct),
+            Self::Postgres(_) => None,
+        }
+    }
+
+    /// See [`sessions::find_with_user_and_grants`].
+    pub async fn session_grant(&self, session_id: &str) -> Option<Option<SessionGrant>> {
+        match self {
+            Self::Sqlite(direct) => direct.session_grant(session_id),
+            Self::Postgres(direct) => direct.session_grant(session_id).await,
+        }
+    }
+
+    /// See [`users::find_committed`].
+    pub async fn user(&self, id: i64) -> Option<Option<User>> {
+        match self {
+            Self::Sqlite(direct) => direct.user(id),
+            Self::Postgres(direct) => direct.user(id).await,
+        }
+    }
+}
 
 /// Pool and timeout settings for [`connect`].
 #[derive(Debug, Clone)]

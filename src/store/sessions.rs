@@ -10,6 +10,7 @@ use sea_orm::{
     QuerySelect, QueryTrait, RelationTrait, SelectA, SelectB, Statement,
 };
 
+use super::Direct;
 use super::entities::refresh_token::{
     ActiveModel as RefreshActive, Column as RefreshColumn, Entity as RefreshTokens, Model as RefreshToken,
 };
@@ -60,14 +61,15 @@ pub struct SessionGrant {
 /// one row: the check every authenticated request makes. The roles and permissions come back
 /// as JSON arrays from two correlated subqueries, so an administrator with dozens of
 /// permissions still costs one row. The statement text is built once per backend from the
-/// entity's columns. On SQLite the lookup runs on the calling thread when it can
-/// ([`SqliteDirect`]).
+/// entity's columns. It runs [`Direct`] when it can.
 pub async fn find_with_user_and_grants(
     db: &impl ConnectionTrait,
-    direct: Option<&SqliteDirect>,
+    direct: Option<&Direct>,
     id: &str,
 ) -> Result<Option<SessionGrant>, DbErr> {
-    if let Some(found) = direct.and_then(|direct| direct.session_grant(id)) {
+    if let Some(direct) = direct
+        && let Some(found) = direct.session_grant(id).await
+    {
         return Ok(found);
     }
     let backend = db.get_database_backend();

@@ -26,8 +26,8 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use sea_orm::Iterable;
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr};
-use sea_orm::{IdenStatic, Iterable};
 
 use super::entities::refresh_token::Model as RefreshToken;
 use super::entities::session::Model as Session;
@@ -100,7 +100,11 @@ impl SqliteDirect {
     /// A user by id, as committed: the same answer as [`super::users::find`] outside a
     /// transaction, or `None` to ask it instead.
     pub fn user(&self, id: i64) -> Option<Option<User>> {
-        self.read(|conn| conn.prepare_cached(&USER_BY_ID)?.query_row([id], user).optional())
+        self.read(|conn| {
+            conn.prepare_cached(super::users::by_id_sql(DbBackend::Sqlite))?
+                .query_row([id], user)
+                .optional()
+        })
     }
 
     /// A refresh token by its hash, its session and whether the session's user is active: the
@@ -275,15 +279,6 @@ const REFRESH_BY_HASH: &str = "SELECT t.id, t.session_id, t.token_hash, t.create
     s.revoked_at, s.user_agent, s.client_addr, u.is_active \
     FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
     WHERE t.token_hash = ?";
-
-/// `SELECT` of every user column by id, in the entity's column order.
-static USER_BY_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let columns = UserColumn::iter()
-        .map(|c| c.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("SELECT {columns} FROM users WHERE id = ?")
-});
 
 /// How many columns a user has: the user's columns come first in the statements here, in the
 /// entity's order, and what follows them starts at this position.

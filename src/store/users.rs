@@ -1,16 +1,18 @@
 //! Queries on `users`.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DbBackend, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QueryResult,
-    QuerySelect, QueryTrait, Statement,
+    DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable, PaginatorTrait, QueryFilter,
+    QueryOrder, QueryResult, QuerySelect, QueryTrait, Statement,
 };
 use sea_query_sqlx::SqlxValues;
 
+use super::Direct;
 use super::entities::user::{self, ActiveModel, Column, Entity as Users, Model as User};
-use super::sqlite_direct::SqliteDirect;
 
 /// The columns of a new user row.
 #[derive(Debug, Clone)]
@@ -47,16 +49,31 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<User>, Db
     Users::find_by_id(id).one(db).await
 }
 
-/// [`find`] outside a transaction; on SQLite on the calling thread when it can
-/// ([`SqliteDirect`]).
+/// [`find`] outside a transaction, through [`Direct`] when it can.
 pub async fn find_committed(
     db: &DatabaseConnection,
-    direct: Option<&SqliteDirect>,
+    direct: Option<&Direct>,
     id: i64,
 ) -> Result<Option<User>, DbErr> {
-    match direct.and_then(|direct| direct.user(id)) {
-        Some(found) => Ok(found),
-        None => find(db, id).await,
+    if let Some(direct) = direct
+        && let Some(found) = direct.user(id).await
+    {
+        return Ok(found);
+    }
+    find(db, id).await
+}
+
+/// `SELECT` of every user column by id, in the entity's column order, for the direct lookups.
+pub(super) fn by_id_sql(backend: DbBackend) -> &'static str {
+    fn build(placeholder: &str) -> String {
+        let columns = Column::iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ");
+        format!("SELECT {columns} FROM users WHERE id = {placeholder}")
+    }
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| build("$1"));
+    static OTHERS: LazyLock<String> = LazyLock::new(|| build("?"));
+    match backend {
+        DbBackend::Postgres => &POSTGRES,
+        _ => &OTHERS,
     }
 }
 

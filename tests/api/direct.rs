@@ -1,25 +1,35 @@
-//! SQLite answers the per-request lookups on the calling thread (`store::sqlite_direct`); those
-//! answers must be the ones sea-orm gives, and whatever the direct read cannot parse must still
-//! be answered, through sqlx.
+//! The per-request lookups that skip sea-orm (`store::Direct`: on the calling thread for a
+//! SQLite file, pipelined for PostgreSQL) must answer what sea-orm answers, and whatever they
+//! cannot answer must still be answered, through sqlx.
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
+use sea_orm::ConnectionTrait;
 use serde_json::json;
-use users_api::store::{sessions, users};
+use users_api::store::{Direct, sessions, users};
 
-use crate::helpers::{Backend, body, spawn_app};
+use crate::helpers::{Backend, TestApp, body, spawn_app, spawn_app_with};
 
-async fn sqlite_app() -> crate::helpers::TestApp {
+async fn sqlite_app() -> TestApp {
     spawn_app(Backend::Sqlite).await.expect("SQLite needs no server")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn direct_lookups_give_what_the_orm_gives() {
-    let app = sqlite_app().await;
-    let reads = app
-        .core
-        .sqlite_direct
-        .clone()
-        .expect("a SQLite file gets direct reads");
+backend_test!(
+    async fn direct_lookups_give_what_the_orm_gives(app) {
+        let Some(reads) = app.core.direct.clone() else {
+            assert_eq!(
+                app.core.db.get_database_backend(),
+                sea_orm::DbBackend::MySql,
+                "SQLite files and PostgreSQL over plain connections get direct lookups"
+            );
+            return;
+        };
+        direct_answers_match(&app, &reads).await;
+    }
+);
+
+async fn direct_answers_match(app: &TestApp, reads: &Direct) {
     let admin = app.admin().await;
     let user = app.user().await;
     let t = Some(user.token.as_str());
@@ -67,6 +77,7 @@ async fn direct_lookups_give_what_the_orm_gives() {
     for (id, token) in [(user.id, &user.token), (admin.id, &admin.token)] {
         let direct = reads
             .user(id)
+            .await
             .expect("answered directly")
             .expect("the user exists");
         let orm = users::find(&app.core.db, id)
@@ -78,6 +89,7 @@ async fn direct_lookups_give_what_the_orm_gives() {
         let sid = app.core.tokens.verify(token, app.clock.now()).unwrap().sid;
         let direct = reads
             .session_grant(&sid)
+            .await
             .expect("answered directly")
             .expect("session exists");
         let orm = sessions::find_with_user_and_grants(&app.core.db, None, &sid)
@@ -90,11 +102,11 @@ async fn direct_lookups_give_what_the_orm_gives() {
         assert_eq!(direct.roles, orm.roles);
         assert_eq!(direct.permissions, orm.permissions);
     }
-    let filled = reads.user(user.id).unwrap().unwrap();
+    let filled = reads.user(user.id).await.unwrap().unwrap();
     assert!(filled.birth_date.is_some() && filled.preferences.is_some() && filled.last_login_at.is_some());
     let admin_grant = {
         let sid = app.core.tokens.verify(&admin.token, app.clock.now()).unwrap().sid;
-        reads.session_grant(&sid).unwrap().unwrap()
+        reads.session_grant(&sid).await.unwrap().unwrap()
     };
     assert!(
         admin_grant.roles.contains(&"admin".to_owned()),
@@ -104,8 +116,27 @@ async fn direct_lookups_give_what_the_orm_gives() {
     assert!(admin_grant.permissions.len() > 1, "{:?}", admin_grant.permissions);
 
     // Unknown ids and sessions are answered too, as absent.
-    assert_eq!(reads.user(i64::MAX), Some(None));
-    assert!(matches!(reads.session_grant("no-such-session"), Some(None)));
+    assert_eq!(reads.user(i64::MAX).await, Some(None));
+    assert!(matches!(reads.session_grant("no-such-session").await, Some(None)));
+
+    // A logout is seen by the very next direct read.
+    let sid = app.core.tokens.verify(&user.token, app.clock.now()).unwrap().sid;
+    assert_eq!(app.post("/auth/logout", t).await.status(), StatusCode::NO_CONTENT);
+    assert!(
+        reads
+            .session_grant(&sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert_eq!(app.get("/auth/me", t).await.status(), StatusCode::UNAUTHORIZED);
+
+    // SQLite also reads refresh tokens directly.
+    let Some(reads) = reads.sqlite() else {
+        return;
+    };
 
     // A refresh token of a session used again later: every timestamp of the token and the
     // session differs from its neighbours.
@@ -128,12 +159,6 @@ async fn direct_lookups_give_what_the_orm_gives() {
         .unwrap()
         .unwrap();
     assert!(spent.used_at.is_some() && session.last_used_at > session.created_at);
-
-    // A logout is seen by the very next direct read.
-    let sid = app.core.tokens.verify(&user.token, app.clock.now()).unwrap().sid;
-    assert_eq!(app.post("/auth/logout", t).await.status(), StatusCode::NO_CONTENT);
-    assert!(reads.session_grant(&sid).unwrap().unwrap().revoked_at.is_some());
-    assert_eq!(app.get("/auth/me", t).await.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +168,7 @@ async fn a_timestamp_only_sqlx_parses_is_still_served() {
     let user = app.user().await;
     // SQLite's own `datetime()` spelling without seconds, as a hand-edited row might have it:
     // sqlx reads it, the direct read does not, so the request must fall back, not fail.
-    sea_orm::ConnectionTrait::execute_unprepared(
+    ConnectionTrait::execute_unprepared(
         &app.core.db,
         &format!(
             "UPDATE users SET created_at = '2026-01-02 03:04' WHERE id = {}",
@@ -152,7 +177,7 @@ async fn a_timestamp_only_sqlx_parses_is_still_served() {
     )
     .await
     .unwrap();
-    let reads = app.core.sqlite_direct.clone().unwrap();
+    let reads = app.core.sqlite_direct().unwrap();
     assert_eq!(
         reads.user(user.id),
         None,
@@ -176,7 +201,7 @@ async fn a_timestamp_only_sqlx_parses_is_still_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_rotation_writes_what_sqlx_writes() {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use sea_orm::{DbBackend, Statement};
     let app = sqlite_app().await;
     let user = app.user().await;
     let (_, first) = app.login_pair(&user.email, &user.password).await;
@@ -224,4 +249,107 @@ async fn a_direct_rotation_writes_what_sqlx_writes() {
     // Spent tokens stay spent: past the grace window a replay ends the session.
     app.clock.advance(chrono::TimeDelta::seconds(3600));
     assert_eq!(app.refresh(&first).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The PostgreSQL test databases are reached with `sslmode=disable` (see helpers); a
+/// deployment may spell the URL otherwise, and where sqlx would encrypt its connections the
+/// pipelined reads must not go around it in plain text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_reads_stay_off_where_sqlx_would_use_tls() {
+    let with_sslmode = |mode: &'static str| {
+        move |s: &mut users_api::Settings| {
+            s.database_url = s.database_url.replace("sslmode=disable", mode);
+        }
+    };
+    let Some(app) = spawn_app_with(Backend::Postgres, with_sslmode("sslmode=require")).await else {
+        return;
+    };
+    assert!(app.core.direct.is_none(), "sslmode=require");
+    let user = app.user().await;
+    assert_eq!(
+        app.get("/auth/me", Some(&user.token)).await.status(),
+        StatusCode::OK
+    );
+
+    // `prefer`, the default: sqlx encrypts exactly when the server offers TLS.
+    let app = spawn_app_with(Backend::Postgres, with_sslmode("sslmode=prefer"))
+        .await
+        .unwrap();
+    let row = app
+        .core
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT current_setting('ssl') AS ssl",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let server_ssl: String = row.try_get("", "ssl").unwrap();
+    assert_eq!(
+        app.core.direct.is_some(),
+        server_ssl == "off",
+        "server ssl = {server_ssl}"
+    );
+    let user = app.user().await;
+    assert_eq!(
+        app.get("/auth/me", Some(&user.token)).await.status(),
+        StatusCode::OK
+    );
+
+    let app = spawn_app_with(Backend::Postgres, |s| s.db_pipeline_connections = Some(0))
+        .await
+        .unwrap();
+    assert!(app.core.direct.is_none(), "DB_PIPELINE_CONNECTIONS=0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_client_the_server_dropped_is_opened_again() {
+    let Some(app) = spawn_app_with(Backend::Postgres, |s| s.db_pipeline_connections = Some(1)).await else {
+        return;
+    };
+    let reads = app
+        .core
+        .direct
+        .clone()
+        .expect("pipelined reads over a plain connection");
+    let admin = app.admin().await;
+    let user = app.user().await;
+    assert!(reads.user(user.id).await.is_some(), "answered directly");
+
+    let row = app
+        .core
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(pg_terminate_backend(pid)) AS ended FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'users-api pipelined reads'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.try_get::<i64>("", "ended").unwrap(),
+        1,
+        "the one pipelined client"
+    );
+
+    // Requests go on being answered while the client is down (sqlx answers them)...
+    for _ in 0..5 {
+        let r = app.get(&format!("/users/{}", user.id), Some(&admin.token)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(body(r).await["id"], user.id);
+    }
+    // ...and the client is opened again, in the background, within a few seconds.
+    let mut answered = false;
+    for _ in 0..50 {
+        if reads.user(user.id).await.is_some() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "the pipelined client came back");
+    let r = app.get("/auth/me", Some(&user.token)).await;
+    assert_eq!(r.status(), StatusCode::OK);
 }

@@ -1,0 +1,316 @@
+//! PostgreSQL lookups pipelined over a few connections, for what nearly every request asks: the
+//! auth lookup and a user by id.
+//!
+//! Through sqlx each of these is a checkout from the pool and a round trip on a connection of
+//! its own: the server process wakes for one query, answers, and sleeps again, and on a small
+//! machine those wake-ups cost more than the lookup. Here a few `tokio-postgres` clients are
+//! shared by every request, and a client sends a query as soon as it is asked, without waiting
+//! for the answers to the ones before it. Under load the server reads many queries per wake-up
+//! and the service reads many answers per read.
+//!
+//! Only reads run here, each a statement of its own outside any transaction, so each sees every
+//! commit made before it, as a sqlx query would. Writes stay on sqlx: a commit waits for its
+//! WAL flush, and every query pipelined behind it would wait too.
+//!
+//! A lookup answers exactly what the sea-orm query would, or `None` to ask sqlx instead. Any
+//! failure (the server went away, a migration changed a prepared statement's result) drops
+//! that client; it is opened again in the background, at most once a second, while sqlx
+//! serves.
+//!
+//! These connections never carry TLS: where the server would encrypt a sqlx connection
+//! (`sslmode=require`, or `prefer`, the default, with a server that offers TLS), the reader is
+//! off and every query goes through sqlx. Connection parameters only sqlx knows also leave it
+//! off. Either way the service logs why at start-up.
+
+use std::error::Error as StdError;
+use std::future::{Ready, ready};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::{MakeTlsConnect, NoTlsStream, TlsConnect};
+use tokio_postgres::{Client, Config, Row, Socket, Statement};
+
+use super::entities::user::{Column as UserColumn, Model as User};
+use super::sessions::{self, SessionGrant};
+use super::users::by_id_sql;
+use sea_orm::DbBackend;
+
+/// The clients' `application_name`, unless the URL names one.
+const APPLICATION_NAME: &str = "users-api pipelined reads";
+
+/// How long a dropped client waits before it is opened again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Clients shared by every request, each with its prepared statements.
+pub struct PgDirect {
+    config: Config,
+    slots: Vec<Mutex<Slot>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for PgDirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgDirect")
+            .field("clients", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Slot {
+    Ready(Arc<Prepared>),
+    Opening,
+    /// Dropped at this instant; opened again on a use after [`RETRY_AFTER`].
+    Down(Instant),
+}
+
+/// A client and its statements, prepared when it connected.
+struct Prepared {
+    client: Client,
+    session_grant: Statement,
+    user: Statement,
+}
+
+impl PgDirect {
+    /// `clients` pipelined clients for the PostgreSQL database at `url`, or `None` (logged) when
+    /// they cannot be used there: no clients asked for, a URL with parameters only sqlx knows,
+    /// or a server that wants TLS.
+    pub async fn connect(url: &str, clients: usize, connect_timeout: Duration) -> Option<Arc<Self>> {
+        if clients == 0 {
+            return None;
+        }
+        let mut config = match Config::from_str(url) {
+            Ok(config) => config,
+            Err(err) => {
+                tracing::info!(error = %err, "pipelined PostgreSQL reads are off: the URL has a parameter they do not know");
+                return None;
+            }
+        };
+        if config.get_ssl_mode() == SslMode::Require {
+            tracing::info!("pipelined PostgreSQL reads are off: sslmode=require, and they do not carry TLS");
+            return None;
+        }
+        config.connect_timeout(connect_timeout);
+        if config.get_application_name().is_none() {
+            // So that an operator can tell these connections from the pool's.
+            config.application_name(APPLICATION_NAME);
+        }
+        let direct = Self {
+            config,
+            slots: (0..clients).map(|_| Mutex::new(Slot::Opening)).collect(),
+            next: AtomicUsize::new(0),
+        };
+        // The first client tells whether the server wants TLS; the others open in the
+        // background as the rest do after a failure.
+        match direct.open().await {
+            Ok(first) => *direct.slot(0) = Slot::Ready(Arc::new(first)),
+            Err(err) if refused_tls(&err) => {
+                tracing::info!(
+                    "pipelined PostgreSQL reads are off: the server offers TLS, which they do not carry"
+                );
+                return None;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "opening a pipelined PostgreSQL client failed; retrying in the background");
+                *direct.slot(0) = Slot::Down(Instant::now());
+            }
+        }
+        let direct = Arc::new(direct);
+        for at in 1..clients {
+            Arc::clone(&direct).reopen(at);
+        }
+        Some(direct)
+    }
+
+    /// [`sessions::find_with_user_and_grants`]'s answer, or `None` to ask it instead.
+    pub async fn session_grant(self: &Arc<Self>, session_id: &str) -> Option<Option<SessionGrant>> {
+        self.lookup(
+            |p| &p.session_grant,
+            &[&session_id],
+            |row| {
+                let after = UserColumn::Preferences as usize + 1;
+                Ok(SessionGrant {
+                    user: user(row)?,
+                    expires_at: row.try_get(after)?,
+                    revoked_at: row.try_get(after + 1)?,
+                    roles: list(row, after + 2)?,
+                    permissions: list(row, after + 3)?,
+                })
+            },
+        )
+        .await
+    }
+
+    /// [`super::users::find`]'s answer outside a transaction, or `None` to ask it instead.
+    pub async fn user(self: &Arc<Self>, id: i64) -> Option<Option<User>> {
+        self.lookup(|p| &p.user, &[&id], user).await
+    }
+
+    /// Runs `statement` on the next client and reads its row, if any, with `read`.
+    async fn lookup<T>(
+        self: &Arc<Self>,
+        statement: impl FnOnce(&Prepared) -> &Statement,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        read: impl FnOnce(&Row) -> ReadResult<T>,
+    ) -> Option<Option<T>> {
+        let at = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let prepared = self.ready(at)?;
+        let answer = match prepared.client.query_opt(statement(&prepared), params).await {
+            Ok(None) => return Some(None),
+            Ok(Some(row)) => read(&row),
+            Err(err) => Err(err.into()),
+        };
+        match answer {
+            Ok(found) => Some(Some(found)),
+            Err(err) => {
+                tracing::debug!(error = %err, "a pipelined PostgreSQL lookup failed; dropping its client");
+                self.drop_client(at, &prepared);
+                None
+            }
+        }
+    }
+
+    /// The client at `at` when it is open; otherwise `None`, after starting to open it again if
+    /// it has been down long enough.
+    fn ready(self: &Arc<Self>, at: usize) -> Option<Arc<Prepared>> {
+        let mut slot = self.slot(at);
+        match &*slot {
+            Slot::Ready(prepared) => return Some(Arc::clone(prepared)),
+            Slot::Down(since) if since.elapsed() >= RETRY_AFTER => *slot = Slot::Opening,
+            _ => return None,
+        }
+        drop(slot);
+        Arc::clone(self).reopen(at);
+        None
+    }
+
+    /// Marks the client at `at` down, unless it was replaced already.
+    fn drop_client(&self, at: usize, failed: &Arc<Prepared>) {
+        let mut slot = self.slot(at);
+        if matches!(&*slot, Slot::Ready(current) if Arc::ptr_eq(current, failed)) {
+            *slot = Slot::Down(Instant::now());
+        }
+    }
+
+    /// Opens the client at `at` in the background; its slot says `Opening` meanwhile.
+    fn reopen(self: Arc<Self>, at: usize) {
+        *self.slot(at) = Slot::Opening;
+        tokio::spawn(async move {
+            let next = match self.open().await {
+                Ok(prepared) => Slot::Ready(Arc::new(prepared)),
+                Err(err) => {
+                    tracing::debug!(error = %err, "opening a pipelined PostgreSQL client failed");
+                    Slot::Down(Instant::now())
+                }
+            };
+            *self.slot(at) = next;
+        });
+    }
+
+    async fn open(&self) -> Result<Prepared, tokio_postgres::Error> {
+        let (client, connection) = self.config.connect(RefuseTls).await?;
+        // The connection does the socket's reads and writes; it ends when the client is
+        // dropped or the server goes away.
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "a pipelined PostgreSQL connection ended");
+            }
+        });
+        let session_grant = client.prepare(sessions::auth_sql(DbBackend::Postgres)).await?;
+        let user = client.prepare(by_id_sql(DbBackend::Postgres)).await?;
+        Ok(Prepared {
+            client,
+            session_grant,
+            user,
+        })
+    }
+
+    fn slot(&self, at: usize) -> std::sync::MutexGuard<'_, Slot> {
+        self.slots[at].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+type ReadResult<T> = Result<T, Box<dyn StdError + Sync + Send>>;
+
+/// A user from the first columns of a row, by position in the entity's column order (see
+/// `sqlite_direct::user`). A struct literal, so a new column not read here does not compile.
+fn user(row: &Row) -> ReadResult<User> {
+    use UserColumn as C;
+    Ok(User {
+        id: row.try_get(C::Id as usize)?,
+        email: row.try_get(C::Email as usize)?,
+        email_lower: row.try_get(C::EmailLower as usize)?,
+        username: row.try_get(C::Username as usize)?,
+        username_lower: row.try_get(C::UsernameLower as usize)?,
+        full_name: row.try_get(C::FullName as usize)?,
+        password_hash: row.try_get(C::PasswordHash as usize)?,
+        is_active: row.try_get(C::IsActive as usize)?,
+        is_admin: row.try_get(C::IsAdmin as usize)?,
+        created_at: row.try_get(C::CreatedAt as usize)?,
+        updated_at: row.try_get(C::UpdatedAt as usize)?,
+        last_login_at: row.try_get(C::LastLoginAt as usize)?,
+        bio: row.try_get(C::Bio as usize)?,
+        avatar_url: row.try_get(C::AvatarUrl as usize)?,
+        location: row.try_get(C::Location as usize)?,
+        website: row.try_get(C::Website as usize)?,
+        phone_number: row.try_get(C::PhoneNumber as usize)?,
+        birth_date: row.try_get(C::BirthDate as usize)?,
+        preferences: row.try_get(C::Preferences as usize)?,
+    })
+}
+
+fn list(row: &Row, at: usize) -> ReadResult<Vec<String>> {
+    let json: Option<String> = row.try_get(at)?;
+    Ok(sessions::parse_name_list(json.as_deref())?)
+}
+
+/// Whether opening a client failed because the server would have encrypted the connection.
+fn refused_tls(err: &tokio_postgres::Error) -> bool {
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        if err.is::<TlsRefused>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
+/// A TLS connector that asks the server whether it wants TLS (as sqlx's default `prefer`
+/// does) and, when it does, refuses: a server that offers TLS gets it from sqlx, and these
+/// plaintext clients stay off. `NoTls` would not ask and go plaintext silently.
+#[derive(Debug, Clone, Copy)]
+struct RefuseTls;
+
+#[derive(Debug)]
+struct TlsRefused;
+
+impl std::fmt::Display for TlsRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the server offers TLS; pipelined reads do not carry it")
+    }
+}
+
+impl StdError for TlsRefused {}
+
+impl MakeTlsConnect<Socket> for RefuseTls {
+    type Stream = NoTlsStream;
+    type TlsConnect = RefuseTls;
+    type Error = TlsRefused;
+
+    fn make_tls_connect(&mut self, _domain: &str) -> Result<RefuseTls, TlsRefused> {
+        Ok(RefuseTls)
+    }
+}
+
+impl<S> TlsConnect<S> for RefuseTls {
+    type Stream = NoTlsStream;
+    type Error = TlsRefused;
+    type Future = Ready<Result<NoTlsStream, TlsRefused>>;
+
+    fn connect(self, _stream: S) -> Self::Future {
+        ready(Err(TlsRefused))
+    }
+}
