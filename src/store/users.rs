@@ -120,10 +120,23 @@ const SEARCH_TEXT_POSTGRES: &str =
 fn condition(filter: &ListFilter, backend: DbBackend) -> Condition {
     let mut cond = Condition::all();
     if let Some(term) = filter.search.as_deref().filter(|t| !t.trim().is_empty()) {
-        let pattern = format!("%{}%", escape_like(&term.trim().to_lowercase()));
+        let term = term.trim().to_lowercase();
+        let pattern = format!("%{}%", escape_like(&term));
         let like = || LikeExpr::new(pattern.clone()).escape('\\');
         if backend == DbBackend::Postgres {
             cond = cond.add(Expr::cust(SEARCH_TEXT_POSTGRES).like(like()));
+        }
+        // SQLite's trigram index (migration m20261130_000001_sqlite_search) finds the
+        // candidates: the term as one FTS5 phrase, in which only `"` is special. It cannot
+        // answer a term under three characters; those scan.
+        if backend == DbBackend::Sqlite && term.chars().count() >= 3 {
+            let phrase = format!("\"{}\"", term.replace('"', "\"\""));
+            let candidates = Query::select()
+                .expr(Expr::cust("rowid"))
+                .from(Alias::new("users_search"))
+                .and_where(Expr::cust_with_values("users_search MATCH ?", [phrase]))
+                .to_owned();
+            cond = cond.add(Column::Id.in_subquery(candidates));
         }
         // `email_lower` and `username_lower` are stored lower-cased, so they are matched as they
         // are; only `full_name` needs `LOWER`.

@@ -26,6 +26,11 @@ backend_test!(
         assert_eq!(app.refresh(&refresh).await.status(), StatusCode::OK);
         let status = Migrator::get_pending_migrations(&app.core.db).await.unwrap();
         assert!(status.is_empty(), "every migration applied");
+        // Search indexes built by later migrations cover the users already there.
+        let admin = app.admin().await;
+        let found = body(app.get("/users/?search=bird", Some(&admin.token)).await).await;
+        assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+        assert_eq!(found[0]["email"], "Early@Example.com");
     }
 );
 

@@ -86,6 +86,44 @@ backend_test!(
 );
 
 backend_test!(
+    async fn search_follows_renames_and_deletions(app) {
+        let admin = app.admin().await;
+        let t = Some(admin.token.as_str());
+        let r = app
+            .post_json("/auth/register", None, &json!({"email": "zed@quux.example", "full_name": "Zed Quux", "username": "zedq", "password": PASSWORD}))
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let id = body(r).await["id"].as_i64().unwrap();
+        let search = |term: &str| format!("/users/?search={term}");
+        assert_eq!(emails(&body(app.get(&search("QUUX"), t).await).await), ["zed@quux.example"]);
+
+        // A new name, email and username are found, the old ones no longer.
+        let r = app
+            .put_json(&format!("/users/{id}"), t, &json!({"full_name": "Zed Frobnitz", "email": "zed@blarg.example", "username": "zorro"}))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        for gone in ["quux", "zedq"] {
+            let r = app.get(&search(gone), t).await;
+            assert_eq!(r.headers()["x-total-count"], "0", "{gone}");
+        }
+        for found in ["frobnitz", "blarg", "zorro", "d fro"] {
+            assert_eq!(emails(&body(app.get(&search(found), t).await).await), ["zed@blarg.example"], "{found}");
+        }
+        // Other updates (a login stamps last_login_at) leave the user findable.
+        app.login("zed@blarg.example", PASSWORD).await;
+        assert_eq!(emails(&body(app.get(&search("frobnitz"), t).await).await), ["zed@blarg.example"]);
+        // A quote in the term is an ordinary character.
+        let r = app.get(&search("frob%22nitz"), t).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["x-total-count"], "0");
+
+        assert_eq!(app.delete(&format!("/users/{id}"), t).await.status(), StatusCode::NO_CONTENT);
+        let r = app.get(&search("frobnitz"), t).await;
+        assert_eq!(r.headers()["x-total-count"], "0");
+    }
+);
+
+backend_test!(
     async fn users_read_themselves_but_not_others(app) {
         let alice = app.user().await;
         let bob = app.user().await;

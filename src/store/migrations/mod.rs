@@ -11,6 +11,7 @@ mod m20260104_000001_login_throttle;
 mod m20260110_000001_search_indexes;
 mod m20261123_000001_search_index;
 mod m20261123_000002_search_gist;
+mod m20261130_000001_sqlite_search;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260110_000001_search_indexes::Migration),
             Box::new(m20261123_000001_search_index::Migration),
             Box::new(m20261123_000002_search_gist::Migration),
+            Box::new(m20261130_000001_sqlite_search::Migration),
         ]
     }
 }
