@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::TimeDelta;
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbBackend};
 use sea_orm_migration::MigratorTrait;
 use tokio::net::TcpListener;
 
@@ -19,6 +19,7 @@ use crate::domain::{Email, Password, PasswordPolicy, SecretString};
 use crate::http::{self, AppState, Limits, Ops};
 use crate::services::{Core, accounts};
 use crate::shutdown::Shutdown;
+use crate::store::pg_direct::PgDirect;
 use crate::store::sqlite_direct::SqliteDirect;
 use crate::store::{self, Direct, PoolSettings, migrations::Migrator};
 use crate::telemetry;
@@ -49,19 +50,16 @@ impl Application {
                 .context("applying database migrations")?;
         }
         let mut core = core(&settings, db, clock)?;
-        if core.direct.is_none() {
+        if core.db.get_database_backend() == DbBackend::Postgres {
             // One client served a 2-core machine best (1, 2 and 4 measured: docs/benchmarks.md):
             // the deeper its pipeline, the more queries the server reads per wake-up.
             let clients = settings
                 .db_pipeline_connections
                 .unwrap_or_else(|| cores().div_ceil(4));
-            core.direct = Direct::open(
-                &core.db,
-                &settings.database_url,
-                clients,
-                &pool_settings(&settings),
-            )
-            .await;
+            let timeout = Duration::from_millis(settings.db_acquire_timeout_ms);
+            core.direct = PgDirect::connect(&settings.database_url, clients, timeout)
+                .await
+                .map(Direct::Postgres);
         }
         prune_throttle_counters(core.clone());
         bootstrap_admin(&core, &settings).await?;

@@ -34,23 +34,6 @@ pub enum Direct {
 }
 
 impl Direct {
-    /// The direct lookups for `db`, if its backend has them; `url` is the one `db` was opened
-    /// with, and `pg_clients` how many pipelined PostgreSQL clients to open (0: none).
-    pub async fn open(
-        db: &DatabaseConnection,
-        url: &str,
-        pg_clients: usize,
-        pool: &PoolSettings,
-    ) -> Option<Self> {
-        match db.get_database_backend() {
-            DbBackend::Sqlite => SqliteDirect::for_database(db).map(Self::Sqlite),
-            DbBackend::Postgres => PgDirect::connect(url, pg_clients, pool.acquire_timeout)
-                .await
-                .map(Self::Postgres),
-            _ => None,
-        }
-    }
-
     /// The SQLite lookups, which also rotate refresh tokens.
     pub fn sqlite(&self) -> Option<&Arc<SqliteDirect>> {
         match self {

@@ -165,7 +165,8 @@ impl PgDirect {
         match answer {
             Ok(found) => Some(Some(found)),
             Err(err) => {
-                tracing::debug!(error = %err, "a pipelined PostgreSQL lookup failed; dropping its client");
+                // Once per failed client: the lookups after it go to the pool without trying.
+                tracing::warn!(error = %err, "a pipelined PostgreSQL lookup failed; the pool answers until its client is reopened");
                 self.drop_client(at, &prepared);
                 None
             }
