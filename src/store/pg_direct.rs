@@ -165,9 +165,10 @@ impl PgDirect {
         match answer {
             Ok(found) => Some(Some(found)),
             Err(err) => {
-                // Once per failed client: the lookups after it go to the pool without trying.
-                tracing::warn!(error = %err, "a pipelined PostgreSQL lookup failed; the pool answers until its client is reopened");
-                self.drop_client(at, &prepared);
+                // Every lookup in flight on a client that failed fails with it; one says so.
+                if self.drop_client(at, &prepared) {
+                    tracing::warn!(error = %err, "a pipelined PostgreSQL lookup failed; the pool answers until its client is reopened");
+                }
                 None
             }
         }
@@ -187,12 +188,15 @@ impl PgDirect {
         None
     }
 
-    /// Marks the client at `at` down, unless it was replaced already.
-    fn drop_client(&self, at: usize, failed: &Arc<Prepared>) {
+    /// Marks the client at `at` down, unless it was dropped or replaced already; `true` when
+    /// this call dropped it.
+    fn drop_client(&self, at: usize, failed: &Arc<Prepared>) -> bool {
         let mut slot = self.slot(at);
-        if matches!(&*slot, Slot::Ready(current) if Arc::ptr_eq(current, failed)) {
+        let current = matches!(&*slot, Slot::Ready(current) if Arc::ptr_eq(current, failed));
+        if current {
             *slot = Slot::Down(Instant::now());
         }
+        current
     }
 
     /// Opens the client at `at` in the background; its slot says `Opening` meanwhile.
