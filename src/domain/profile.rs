@@ -79,13 +79,23 @@ pub fn parse_birth_date(raw: &str, today: NaiveDate) -> Result<NaiveDate, FieldE
     Ok(date)
 }
 
-/// Free text of at most `max` characters; blank becomes `None`.
+/// Free text of at most `max` characters; blank becomes `None`. Line breaks and tabs are
+/// text; other control characters are not (and PostgreSQL cannot store a NUL in text).
 pub fn parse_text(raw: &str, max: usize) -> Result<Option<String>, FieldError> {
     let trimmed = raw.trim();
     if trimmed.chars().count() > max {
         return Err(FieldError::new(
             format!("String should have at most {max} characters"),
             "string_too_long",
+        ));
+    }
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(FieldError::new(
+            "Must not contain control characters other than line breaks and tabs",
+            "value_error",
         ));
     }
     Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
@@ -163,6 +173,17 @@ pub fn is_public(preferences: &Map<String, Value>) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn free_text_keeps_line_breaks_and_refuses_other_control_characters() {
+        assert_eq!(
+            parse_text(" two\nlines\tand a tab ", 100).unwrap().as_deref(),
+            Some("two\nlines\tand a tab")
+        );
+        for bad in ["nul\0here", "bell\u{7}", "escape\u{1b}[31m"] {
+            assert!(parse_text(bad, 100).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn urls_must_be_http_or_https() {

@@ -76,6 +76,11 @@ pub async fn login(
     password: &SecretString,
     client: ClientInfo,
 ) -> Result<IssuedTokens, ServiceError> {
+    // Emails and usernames are parsed before they are stored, and neither admits a control
+    // character: such a login names nobody, and PostgreSQL refuses a NUL in any query.
+    if login.chars().any(char::is_control) {
+        return Err(ServiceError::InvalidCredentials);
+    }
     let keys = throttle::Keys::new(login, client.address.as_deref());
     // A throttled attempt is refused before any hashing: guesses cost the attacker time, not us CPU.
     throttle::check(core, &keys, core.clock.now()).await?;

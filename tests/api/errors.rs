@@ -78,6 +78,15 @@ backend_test!(
             assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{path}");
             assert_eq!(body(response).await["detail"][0]["loc"][0], "path");
         }
+        // Control characters (a NUL above all, which PostgreSQL and SQLite's search index
+        // refuse) in a search term or a role filter.
+        for query in ["search=%00%00%00", "search=ab%00cd", "search=tab%09bed", "role=ad%00min"] {
+            let response = app.get(&format!("/users/?{query}"), t).await;
+            assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+            let detail = body(response).await["detail"][0].clone();
+            assert_eq!(detail["loc"][0], "query", "{query}");
+            assert_eq!(detail["loc"][1], query.split('=').next().unwrap(), "{query}");
+        }
         for query in ["limit=-1", "limit=0", "limit=1001", "limit=99999999999999999999", "limit=abc", "skip=-5", "sort=password_hash", "active_only=maybe"] {
             let response = app.get(&format!("/users/?{query}"), t).await;
             assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
@@ -108,5 +117,48 @@ backend_test!(
         assert_eq!(app.get("/users", Some(&admin.token)).await.status(), StatusCode::OK);
         assert_eq!(app.get("/users/", Some(&admin.token)).await.status(), StatusCode::OK);
         assert_eq!(app.get("/healthz/", None).await.status(), StatusCode::OK);
+    }
+);
+
+backend_test!(
+    async fn control_characters_in_logins_and_free_text_are_4xx_and_change_nothing(app) {
+        let admin = app.admin().await;
+        let user = app.user().await;
+        // A NUL in a login names nobody (PostgreSQL would refuse it in a query).
+        let r = app.login_form("nobody\u{0}@example.com", "whatever-password").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = app
+            .post_json("/auth/login", None, &json!({"username": format!("{}\u{0}", user.email), "password": user.password}))
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = app
+            .post_json("/api/login", None, &json!({"username": "a\u{0}b", "password": "whatever-password"}))
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(body(r).await, json!({"error": "Invalid credentials"}));
+
+        // Free text keeps line breaks and tabs and refuses other control characters.
+        let t = Some(user.token.as_str());
+        let r = app.put_json("/profile/", t, &json!({"bio": "two\nlines\tand a tab"})).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        for bio in ["nul\u{0}here", "bell\u{7}"] {
+            let r = app.put_json("/profile/", t, &json!({"bio": bio, "location": "Oslo"})).await;
+            assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bio:?}");
+            assert_eq!(body(r).await["detail"][0]["loc"], json!(["body", "bio"]));
+        }
+        let profile = body(app.get("/profile/me", t).await).await;
+        assert_eq!(profile["bio"], "two\nlines\tand a tab");
+        assert!(profile["location"].is_null(), "nothing of a refused update is kept: {profile}");
+
+        let a = Some(admin.token.as_str());
+        let r = app
+            .post_json("/rbac/permissions", a, &json!({"name": "post:read", "resource": "post", "action": "read", "description": "d\u{0}"}))
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let permissions = body(app.get("/rbac/permissions", a).await).await;
+        assert!(
+            !permissions.as_array().unwrap().iter().any(|p| p["name"] == "post:read"),
+            "{permissions}"
+        );
     }
 );

@@ -72,6 +72,20 @@ fn list_params(q: ListUsersQuery) -> Result<(ListFilter, u64, u64), ApiError> {
             Some((key, descending))
         }
     };
+    // No stored email, username, name or role name holds a control character, and PostgreSQL
+    // and SQLite's full-text index refuse a NUL in a query: such a term is bad input.
+    let mut errors = FieldErrors::new();
+    for (field, value) in [("search", &q.search), ("role", &q.role)] {
+        if value.as_deref().is_some_and(|v| v.chars().any(char::is_control)) {
+            errors.push(
+                field,
+                FieldError::new("Must not contain control characters", "value_error"),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::query(errors));
+    }
     let filter = ListFilter {
         search: q.search,
         active_only: q.active_only.unwrap_or(false),
