@@ -117,6 +117,7 @@ impl PgDirect {
                 *direct.slot(0) = Slot::Down(Instant::now());
             }
         }
+        tracing::info!(clients, "pipelined PostgreSQL reads are on");
         let direct = Arc::new(direct);
         for at in 1..clients {
             Arc::clone(&direct).reopen(at);
