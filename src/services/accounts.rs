@@ -77,8 +77,9 @@ pub async fn login(
     client: ClientInfo,
 ) -> Result<IssuedTokens, ServiceError> {
     // Emails and usernames are parsed before they are stored, and neither admits a control
-    // character: such a login names nobody, and PostgreSQL refuses a NUL in any query.
-    if login.chars().any(char::is_control) {
+    // character: such a login names nobody, and PostgreSQL refuses a NUL in any query. (The
+    // login is trimmed when it is looked up, so a trailing line break is not one.)
+    if login.trim().chars().any(char::is_control) {
         return Err(ServiceError::InvalidCredentials);
     }
     let keys = throttle::Keys::new(login, client.address.as_deref());

@@ -80,6 +80,8 @@ backend_test!(
         }
         // Control characters (a NUL above all, which PostgreSQL and SQLite's search index
         // refuse) in a search term or a role filter.
+        let trimmed = app.get("/users/?search=%20example.com%0A", t).await;
+        assert_eq!(trimmed.status(), StatusCode::OK, "search terms are trimmed first");
         for query in ["search=%00%00%00", "search=ab%00cd", "search=tab%09bed", "role=ad%00min"] {
             let response = app.get(&format!("/users/?{query}"), t).await;
             assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
@@ -131,6 +133,11 @@ backend_test!(
             .post_json("/auth/login", None, &json!({"username": format!("{}\u{0}", user.email), "password": user.password}))
             .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        // Logins are trimmed: a trailing line break is no control character in them.
+        let r = app
+            .post_json("/auth/login", None, &json!({"username": format!("{}\n", user.email), "password": user.password}))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
         let r = app
             .post_json("/api/login", None, &json!({"username": "a\u{0}b", "password": "whatever-password"}))
             .await;

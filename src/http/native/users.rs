@@ -76,7 +76,10 @@ fn list_params(q: ListUsersQuery) -> Result<(ListFilter, u64, u64), ApiError> {
     // and SQLite's full-text index refuse a NUL in a query: such a term is bad input.
     let mut errors = FieldErrors::new();
     for (field, value) in [("search", &q.search), ("role", &q.role)] {
-        if value.as_deref().is_some_and(|v| v.chars().any(char::is_control)) {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.trim().chars().any(char::is_control))
+        {
             errors.push(
                 field,
                 FieldError::new("Must not contain control characters", "value_error"),
