@@ -186,14 +186,14 @@ fn prune_throttle_counters(core: Core) {
 
 /// Connects to the configured database.
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
-    store::connect(&settings.database_url, &pool_settings(settings)).await
-}
-
-fn pool_settings(settings: &Settings) -> PoolSettings {
-    PoolSettings {
-        max_connections: settings.db_max_connections,
-        acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
-    }
+    store::connect(
+        &settings.database_url,
+        &PoolSettings {
+            max_connections: settings.db_max_connections,
+            acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
+        },
+    )
+    .await
 }
 
 fn cores() -> usize {

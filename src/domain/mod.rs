@@ -28,11 +28,18 @@ pub fn parse_full_name(raw: &str) -> Result<Option<String>, FieldError> {
             "string_too_long",
         ));
     }
-    if trimmed.chars().any(char::is_control) {
+    no_control_characters(trimmed)?;
+    Ok(Some(trimmed.to_owned()))
+}
+
+/// Refuses text with a control character: none can be part of a stored name, email or
+/// username, and PostgreSQL cannot hold a NUL in text at all.
+pub fn no_control_characters(text: &str) -> Result<(), FieldError> {
+    if text.chars().any(char::is_control) {
         return Err(FieldError::new(
             "Must not contain control characters",
             "value_error",
         ));
     }
-    Ok(Some(trimmed.to_owned()))
+    Ok(())
 }

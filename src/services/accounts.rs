@@ -1,9 +1,11 @@
 //! Registration, login and resolving a token back to its caller.
 
+use std::sync::Arc;
+
 use super::{Caller, Core, ServiceError, throttle};
 use crate::auth::password::Verified;
 use crate::auth::{hash_refresh_token, new_refresh_token};
-use crate::domain::{Email, Password, SecretString, Username};
+use crate::domain::{Email, Password, SecretString, Username, no_control_characters};
 use crate::store::entities::session::Model as Session;
 use crate::store::entities::user::Model as User;
 use crate::store::{self, rbac, sessions, users};
@@ -79,7 +81,7 @@ pub async fn login(
     // Emails and usernames are parsed before they are stored, and neither admits a control
     // character: such a login names nobody, and PostgreSQL refuses a NUL in any query. (The
     // login is trimmed when it is looked up, so a trailing line break is not one.)
-    if login.trim().chars().any(char::is_control) {
+    if no_control_characters(login.trim()).is_err() {
         return Err(ServiceError::InvalidCredentials);
     }
     let keys = throttle::Keys::new(login, client.address.as_deref());
@@ -164,7 +166,7 @@ pub async fn refresh(core: &Core, refresh_token: &str) -> Result<IssuedTokens, S
     let expires_at = now + core.session_ttl;
     let Some(found) = sessions::find_refresh_and_rotate(
         &core.db,
-        core.sqlite_direct().map(|direct| &**direct),
+        core.sqlite_direct().map(Arc::as_ref),
         &hash_refresh_token(refresh_token),
         &new_hash,
         now,

@@ -200,9 +200,8 @@ impl PgDirect {
         current
     }
 
-    /// Opens the client at `at` in the background; its slot says `Opening` meanwhile.
+    /// Opens the client at `at` in the background; the caller has marked its slot `Opening`.
     fn reopen(self: Arc<Self>, at: usize) {
-        *self.slot(at) = Slot::Opening;
         tokio::spawn(async move {
             let next = match self.open().await {
                 Ok(prepared) => Slot::Ready(Arc::new(prepared)),

@@ -7,7 +7,7 @@ use super::schemas::{
     BulkDeletedOut, BulkRequest, BulkUpdatedOut, CreateUserRequest, ListUsersQuery, UpdateMeRequest,
     UpdateUserRequest, UserOut,
 };
-use crate::domain::{FieldError, FieldErrors};
+use crate::domain::{FieldError, FieldErrors, no_control_characters};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody, ValidationBody};
 use crate::http::extract::{AuthUser, JsonBody, Path, Query};
@@ -76,14 +76,8 @@ fn list_params(q: ListUsersQuery) -> Result<(ListFilter, u64, u64), ApiError> {
     // and SQLite's full-text index refuse a NUL in a query: such a term is bad input.
     let mut errors = FieldErrors::new();
     for (field, value) in [("search", &q.search), ("role", &q.role)] {
-        if value
-            .as_deref()
-            .is_some_and(|v| v.trim().chars().any(char::is_control))
-        {
-            errors.push(
-                field,
-                FieldError::new("Must not contain control characters", "value_error"),
-            );
+        if let Some(value) = value {
+            errors.check(field, no_control_characters(value.trim()));
         }
     }
     if !errors.is_empty() {
