@@ -61,7 +61,7 @@ impl Application {
                 .await
                 .map(Direct::Postgres);
         }
-        prune_throttle_counters(core.clone());
+        housekeeping(core.clone());
         bootstrap_admin(&core, &settings).await?;
         let shutdown = Shutdown::default();
         let state = AppState::new(
@@ -169,8 +169,9 @@ impl Application {
 /// How long closing the pool may take at shutdown, on top of `SHUTDOWN_TIMEOUT_SECS`.
 const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Deletes stale login-throttle counters every ten minutes.
-fn prune_throttle_counters(core: Core) {
+/// Every ten minutes, from start-up on: deletes stale login-throttle counters and, where the
+/// pipelined PostgreSQL reads run, folds the auth epoch rows of ended server processes.
+fn housekeeping(core: Core) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
@@ -179,6 +180,13 @@ fn prune_throttle_counters(core: Core) {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(removed = n, "pruned login throttle counters"),
                 Err(err) => tracing::warn!(error = %err, "could not prune login throttle counters"),
+            }
+            if matches!(core.direct, Some(Direct::Postgres(_))) {
+                match store::pg_direct::fold_auth_epoch(&core.db).await {
+                    Ok(false) => {}
+                    Ok(true) => tracing::debug!("folded the auth epoch rows of ended server processes"),
+                    Err(err) => tracing::warn!(error = %err, "could not fold the auth epoch rows"),
+                }
             }
         }
     });

@@ -17,16 +17,28 @@
 //! that client; it is opened again in the background, at most once a second, while sqlx
 //! serves.
 //!
+//! What these lookups read is kept (decision 80): the auth answer per session and the user per
+//! id, beside the database's auth epoch (migration `m20261130_000002_auth_epoch`), a sum that
+//! moves in the same commit as any change to what they read. A lookup that finds its key kept
+//! asks only for the epoch, a one-row-per-process sum much cheaper for the server than the
+//! lookup; when the epoch is where it was when the answer was read, nothing the answer depends
+//! on has changed since, so it is still exact, not merely recent. Otherwise, or when nothing is
+//! kept, the whole lookup runs and reads the epoch in the same statement (so in the same
+//! snapshot). Answers of "none" are never kept.
+//!
 //! These connections never carry TLS: where the server would encrypt a sqlx connection
 //! (`sslmode=require`, or `prefer`, the default, with a server that offers TLS), the reader is
 //! off and every query goes through sqlx. Connection parameters only sqlx knows also leave it
 //! off. Either way the service logs why at start-up.
 
+use std::borrow::Borrow;
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::future::{Ready, ready};
+use std::hash::Hash;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::config::SslMode;
@@ -36,7 +48,7 @@ use tokio_postgres::{Client, Config, Row, Socket, Statement};
 use super::entities::user::{Column as UserColumn, Model as User};
 use super::sessions::{self, SessionGrant};
 use super::users::by_id_sql;
-use sea_orm::DbBackend;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 
 /// The clients' `application_name`, unless the URL names one.
 const APPLICATION_NAME: &str = "users-api pipelined reads";
@@ -44,11 +56,38 @@ const APPLICATION_NAME: &str = "users-api pipelined reads";
 /// How long a dropped client waits before it is opened again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// At most this many answers are kept of each kind; a full map is emptied and fills again.
+/// A kept auth answer is about a kilobyte.
+const KEEP: usize = 4096;
+
+/// The auth epoch: the sum over `auth_epoch`'s rows.
+const EPOCH_SQL: &str = "SELECT COALESCE(sum(n), 0)::bigint FROM auth_epoch";
+
 /// Clients shared by every request, each with its prepared statements.
 pub struct PgDirect {
     config: Config,
     slots: Vec<Mutex<Slot>>,
     next: AtomicUsize,
+    kept: Mutex<Kept>,
+}
+
+/// Answers read while the auth epoch was `epoch`, all still exact while it stays there.
+#[derive(Default)]
+struct Kept {
+    epoch: i64,
+    grants: HashMap<String, Arc<SessionGrant>>,
+    users: HashMap<i64, Arc<User>>,
+}
+
+impl Kept {
+    /// Forgets everything read before `epoch` when the epoch has moved past what is kept.
+    fn observe(&mut self, epoch: i64) {
+        if epoch > self.epoch {
+            self.epoch = epoch;
+            self.grants.clear();
+            self.users.clear();
+        }
+    }
 }
 
 impl std::fmt::Debug for PgDirect {
@@ -66,9 +105,11 @@ enum Slot {
     Down(Instant),
 }
 
-/// A client and its statements, prepared when it connected.
+/// A client and its statements, prepared when it connected. The lookups return the auth epoch
+/// as their last column.
 struct Prepared {
     client: Client,
+    epoch: Statement,
     session_grant: Statement,
     user: Statement,
 }
@@ -101,6 +142,7 @@ impl PgDirect {
             config,
             slots: (0..clients).map(|_| Mutex::new(Slot::Opening)).collect(),
             next: AtomicUsize::new(0),
+            kept: Mutex::default(),
         };
         // The first client tells whether the server wants TLS; the others open in the
         // background as the rest do after a failure.
@@ -127,26 +169,93 @@ impl PgDirect {
 
     /// [`sessions::find_with_user_and_grants`]'s answer, or `None` to ask it instead.
     pub async fn session_grant(self: &Arc<Self>, session_id: &str) -> Option<Option<SessionGrant>> {
-        self.lookup(
-            |p| &p.session_grant,
-            &[&session_id],
-            |row| {
-                let after = UserColumn::Preferences as usize + 1;
-                Ok(SessionGrant {
-                    user: user(row)?,
-                    expires_at: row.try_get(after)?,
-                    revoked_at: row.try_get(after + 1)?,
-                    roles: list(row, after + 2)?,
-                    permissions: list(row, after + 3)?,
-                })
-            },
-        )
-        .await
+        let kept = self.kept_answer(session_id, |k| &mut k.grants).await;
+        if let Some(grant) = kept {
+            return Some(Some(SessionGrant::clone(&grant)));
+        }
+        let Some((grant, epoch)) = self
+            .lookup(
+                |p| &p.session_grant,
+                &[&session_id],
+                |row| {
+                    let after = UserColumn::Preferences as usize + 1;
+                    let grant = SessionGrant {
+                        user: user(row)?,
+                        expires_at: row.try_get(after)?,
+                        revoked_at: row.try_get(after + 1)?,
+                        roles: list(row, after + 2)?,
+                        permissions: list(row, after + 3)?,
+                    };
+                    Ok((grant, row.try_get(after + 4)?))
+                },
+            )
+            .await?
+        else {
+            return Some(None);
+        };
+        self.keep(epoch, session_id.to_owned(), &grant, |k| &mut k.grants);
+        Some(Some(grant))
     }
 
     /// [`super::users::find`]'s answer outside a transaction, or `None` to ask it instead.
     pub async fn user(self: &Arc<Self>, id: i64) -> Option<Option<User>> {
-        self.lookup(|p| &p.user, &[&id], user).await
+        if let Some(user) = self.kept_answer(&id, |k| &mut k.users).await {
+            return Some(Some(User::clone(&user)));
+        }
+        let Some((user, epoch)) = self
+            .lookup(
+                |p| &p.user,
+                &[&id],
+                |row| Ok((user(row)?, row.try_get(UserColumn::Preferences as usize + 1)?)),
+            )
+            .await?
+        else {
+            return Some(None);
+        };
+        self.keep(epoch, id, &user, |k| &mut k.users);
+        Some(Some(user))
+    }
+
+    /// The answer kept for `key`, if there is one and the auth epoch shows it is still exact.
+    async fn kept_answer<K: Eq + Hash + Borrow<Q>, Q: Eq + Hash + ?Sized, T>(
+        self: &Arc<Self>,
+        key: &Q,
+        map: fn(&mut Kept) -> &mut HashMap<K, Arc<T>>,
+    ) -> Option<Arc<T>> {
+        let (answer, read_at) = {
+            let mut kept = self.kept();
+            let read_at = kept.epoch;
+            (Arc::clone(map(&mut kept).get(key)?), read_at)
+        };
+        let now: i64 = self
+            .lookup(|p| &p.epoch, &[], |row| Ok(row.try_get(0)?))
+            .await??;
+        self.kept().observe(now);
+        (now == read_at).then_some(answer)
+    }
+
+    /// Keeps `answer`, read when the auth epoch was `epoch`, unless the epoch has moved since.
+    fn keep<K: Eq + Hash, T: Clone>(
+        &self,
+        epoch: i64,
+        key: K,
+        answer: &T,
+        map: fn(&mut Kept) -> &mut HashMap<K, Arc<T>>,
+    ) {
+        let mut kept = self.kept();
+        kept.observe(epoch);
+        if kept.epoch != epoch {
+            return;
+        }
+        let map = map(&mut kept);
+        if map.len() >= KEEP {
+            map.clear();
+        }
+        map.insert(key, Arc::new(answer.clone()));
+    }
+
+    fn kept(&self) -> MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `statement` on the next client and reads its row, if any, with `read`.
@@ -223,10 +332,18 @@ impl PgDirect {
                 tracing::debug!(error = %err, "a pipelined PostgreSQL connection ended");
             }
         });
-        let session_grant = client.prepare(sessions::auth_sql(DbBackend::Postgres)).await?;
-        let user = client.prepare(by_id_sql(DbBackend::Postgres)).await?;
+        // One statement each, so the epoch and the answer come from one snapshot.
+        let with_epoch = |sql: &str| format!("SELECT q.*, ({EPOCH_SQL}) FROM ({sql}) q");
+        let epoch = client.prepare(EPOCH_SQL).await?;
+        let session_grant = client
+            .prepare(&with_epoch(sessions::auth_sql(DbBackend::Postgres)))
+            .await?;
+        let user = client
+            .prepare(&with_epoch(by_id_sql(DbBackend::Postgres)))
+            .await?;
         Ok(Prepared {
             client,
+            epoch,
             session_grant,
             user,
         })
@@ -238,6 +355,22 @@ impl PgDirect {
 }
 
 type ReadResult<T> = Result<T, Box<dyn StdError + Sync + Send>>;
+
+/// Folds the `auth_epoch` rows of server processes that have ended into row 0, keeping the
+/// sum (so what is kept stays kept); answers whether there were any. Run now and then through
+/// the pool: each process that ever changed an auth table leaves a row, and every check sums
+/// them all.
+pub async fn fold_auth_epoch(db: &impl ConnectionTrait) -> Result<bool, DbErr> {
+    let folded = db
+        .execute_unprepared(
+            "WITH gone AS (DELETE FROM auth_epoch WHERE pid <> 0 AND pid NOT IN \
+               (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL) RETURNING n) \
+             UPDATE auth_epoch SET n = n + (SELECT COALESCE(sum(n), 0) FROM gone) \
+             WHERE pid = 0 AND EXISTS (SELECT 1 FROM gone)",
+        )
+        .await?;
+    Ok(folded.rows_affected() > 0)
+}
 
 /// A user from the first columns of a row, by position in the entity's column order (see
 /// `sqlite_direct::user`). A struct literal, so a new column not read here does not compile.

@@ -353,3 +353,149 @@ async fn a_pipelined_client_the_server_dropped_is_opened_again() {
     let r = app.get("/auth/me", Some(&user.token)).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// Runs `sql` on the test database, as an operator at a `psql` prompt would.
+async fn by_hand(app: &TestApp, sql: &str) {
+    app.core.db.execute_unprepared(sql).await.unwrap();
+}
+
+/// The pipelined reads keep what they read while the auth epoch stands still: a change the
+/// epoch triggers do not see (here, with them switched off) is not read again, which shows the
+/// answers are kept; every change they do see, whoever makes it, is seen by the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_answers_last_exactly_until_the_data_changes() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    assert!(
+        app.core.direct.is_some(),
+        "pipelined reads over a plain connection"
+    );
+    let admin = app.admin().await;
+    let user = app.user().await;
+    let name_of = |response: reqwest::Response| async move { body(response).await["full_name"].clone() };
+    let user_path = format!("/users/{}", user.id);
+    for _ in 0..3 {
+        assert_eq!(
+            app.get("/auth/me", Some(&user.token)).await.status(),
+            StatusCode::OK
+        );
+        let r = app.get(&user_path, Some(&admin.token)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    // Unseen by the epoch: both lookups keep answering what they read.
+    by_hand(&app, "ALTER TABLE users DISABLE TRIGGER users_auth_epoch").await;
+    let hidden = format!(
+        "UPDATE users SET full_name = 'Changed Unseen' WHERE id = {}",
+        user.id
+    );
+    by_hand(&app, &hidden).await;
+    by_hand(&app, "ALTER TABLE users ENABLE TRIGGER users_auth_epoch").await;
+    assert_ne!(
+        name_of(app.get("/auth/me", Some(&user.token)).await).await,
+        "Changed Unseen",
+        "/auth/me kept"
+    );
+    assert_ne!(
+        name_of(app.get(&user_path, Some(&admin.token)).await).await,
+        "Changed Unseen",
+        "/users/{{id}} kept"
+    );
+
+    // Seen: an update by hand reaches both at once.
+    by_hand(
+        &app,
+        &format!("UPDATE users SET full_name = 'By Hand' WHERE id = {}", user.id),
+    )
+    .await;
+    assert_eq!(
+        name_of(app.get("/auth/me", Some(&user.token)).await).await,
+        "By Hand"
+    );
+    assert_eq!(
+        name_of(app.get(&user_path, Some(&admin.token)).await).await,
+        "By Hand"
+    );
+
+    // A role granted by hand counts on the next request, and so does a permission taken away.
+    assert_eq!(
+        app.get("/rbac/roles", Some(&user.token)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    by_hand(
+        &app,
+        &format!(
+            "INSERT INTO user_roles (user_id, role_id) SELECT {}, id FROM roles WHERE name = 'admin'",
+            user.id
+        ),
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.get("/rbac/roles", Some(&user.token)).await.status(),
+            StatusCode::OK
+        );
+    }
+    by_hand(
+        &app,
+        "DELETE FROM role_permissions WHERE role_id = (SELECT id FROM roles WHERE name = 'admin')",
+    )
+    .await;
+    assert_eq!(
+        app.get("/rbac/roles", Some(&user.token)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // The fold keeps the epoch's sum, so kept answers stay kept across it.
+    let epoch = || async {
+        let row = app
+            .core
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT sum(n)::bigint AS sum, count(*) AS rows FROM auth_epoch",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        (
+            row.try_get::<i64>("", "sum").unwrap(),
+            row.try_get::<i64>("", "rows").unwrap(),
+        )
+    };
+    by_hand(&app, "INSERT INTO auth_epoch (pid, n) VALUES (-1, 5)").await;
+    let (before, rows) = epoch().await;
+    assert!(rows >= 2, "row 0 and an ended process's row");
+    assert!(
+        users_api::store::pg_direct::fold_auth_epoch(&app.core.db)
+            .await
+            .unwrap()
+    );
+    let (after, rows_after) = epoch().await;
+    assert_eq!(after, before, "folding keeps the sum");
+    assert!(rows_after < rows, "the ended process's row went");
+
+    // A session revoked or a user deactivated by hand is refused at once.
+    by_hand(
+        &app,
+        &format!(
+            "UPDATE sessions SET revoked_at = now() WHERE user_id = {}",
+            user.id
+        ),
+    )
+    .await;
+    assert_eq!(
+        app.get("/auth/me", Some(&user.token)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = app.get(&format!("/users/{}", admin.id), Some(&admin.token)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    by_hand(
+        &app,
+        &format!("UPDATE users SET is_active = false WHERE id = {}", admin.id),
+    )
+    .await;
+    let r = app.get(&format!("/users/{}", admin.id), Some(&admin.token)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

@@ -12,6 +12,7 @@ mod m20260110_000001_search_indexes;
 mod m20261123_000001_search_index;
 mod m20261123_000002_search_gist;
 mod m20261130_000001_sqlite_search;
+mod m20261130_000002_auth_epoch;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_search_index::Migration),
             Box::new(m20261123_000002_search_gist::Migration),
             Box::new(m20261130_000001_sqlite_search::Migration),
+            Box::new(m20261130_000002_auth_epoch::Migration),
         ]
     }
 }
