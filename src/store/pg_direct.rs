@@ -24,7 +24,9 @@
 //! lookup; when the epoch is where it was when the answer was read, nothing the answer depends
 //! on has changed since, so it is still exact, not merely recent. Otherwise, or when nothing is
 //! kept, the whole lookup runs and reads the epoch in the same statement (so in the same
-//! snapshot). Answers of "none" are never kept.
+//! snapshot). Answers of "none" are never kept. Concurrent checks share one epoch query: while
+//! one is on its way, every check that starts waits for the next, which is sent when it returns,
+//! so each check is answered by a query sent after it started.
 //!
 //! These connections never carry TLS: where the server would encrypt a sqlx connection
 //! (`sslmode=require`, or `prefer`, the default, with a server that offers TLS), the reader is
@@ -41,6 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{MakeTlsConnect, NoTlsStream, TlsConnect};
 use tokio_postgres::{Client, Config, Row, Socket, Statement};
@@ -69,6 +72,18 @@ pub struct PgDirect {
     slots: Vec<Mutex<Slot>>,
     next: AtomicUsize,
     kept: Mutex<Kept>,
+    checks: Mutex<Checks>,
+    /// The last epoch query's number and answer (`None`: it failed).
+    checked: watch::Sender<(u64, Option<i64>)>,
+}
+
+/// The epoch queries: how many were sent, the highest number a check waits for, and whether
+/// the task that sends them is running.
+#[derive(Default)]
+struct Checks {
+    sent: u64,
+    wanted: u64,
+    running: bool,
 }
 
 /// Answers read while the auth epoch was `epoch`, all still exact while it stays there.
@@ -143,6 +158,8 @@ impl PgDirect {
             slots: (0..clients).map(|_| Mutex::new(Slot::Opening)).collect(),
             next: AtomicUsize::new(0),
             kept: Mutex::default(),
+            checks: Mutex::default(),
+            checked: watch::Sender::new((0, None)),
         };
         // The first client tells whether the server wants TLS; the others open in the
         // background as the rest do after a failure.
@@ -227,9 +244,7 @@ impl PgDirect {
             let read_at = kept.epoch;
             (Arc::clone(map(&mut kept).get(key)?), read_at)
         };
-        let now: i64 = self
-            .lookup(|p| &p.epoch, &[], |row| Ok(row.try_get(0)?))
-            .await??;
+        let now = self.epoch().await?;
         self.kept().observe(now);
         (now == read_at).then_some(answer)
     }
@@ -252,6 +267,46 @@ impl PgDirect {
             map.clear();
         }
         map.insert(key, Arc::new(answer.clone()));
+    }
+
+    /// The auth epoch, from an epoch query sent after this call, shared with the calls around
+    /// it; `None` when the query failed.
+    async fn epoch(self: &Arc<Self>) -> Option<i64> {
+        let want = {
+            let mut checks = self.checks.lock().unwrap_or_else(PoisonError::into_inner);
+            // The query in flight, if any, was sent before this call: wait for the next.
+            let want = checks.sent + 1;
+            checks.wanted = want;
+            if !checks.running {
+                checks.running = true;
+                // A task of its own, so that a request that goes away leaves none waiting.
+                tokio::spawn(Arc::clone(self).send_epoch_queries());
+            }
+            want
+        };
+        let mut checked = self.checked.subscribe();
+        let answer = checked.wait_for(|(number, _)| *number >= want).await.ok()?;
+        answer.1
+    }
+
+    /// Sends epoch queries one after another while calls wait for one.
+    async fn send_epoch_queries(self: Arc<Self>) {
+        loop {
+            let number = {
+                let mut checks = self.checks.lock().unwrap_or_else(PoisonError::into_inner);
+                if checks.wanted <= checks.sent {
+                    checks.running = false;
+                    return;
+                }
+                checks.sent += 1;
+                checks.sent
+            };
+            let epoch = self
+                .lookup(|p| &p.epoch, &[], |row| Ok(row.try_get(0)?))
+                .await
+                .flatten();
+            self.checked.send_replace((number, epoch));
+        }
     }
 
     fn kept(&self) -> MutexGuard<'_, Kept> {

@@ -499,3 +499,51 @@ async fn kept_answers_last_exactly_until_the_data_changes() {
     let r = app.get(&format!("/users/{}", admin.id), Some(&admin.token)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Concurrent checks share epoch queries; still, a request that starts after a logout has
+/// answered is refused, however many requests with the same token are in flight around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_holds_at_once_for_requests_in_flight_around_it() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let app = std::sync::Arc::new(app);
+    let user = app.user().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..8 {
+        let (app, token, stop) = (app.clone(), user.token.clone(), stop.clone());
+        readers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = std::time::Instant::now();
+                let status = app.get("/auth/me", Some(&token)).await.status();
+                seen.push((started, status));
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.post("/auth/logout", Some(&user.token)).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let logged_out = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut before, mut after) = (0, 0);
+    for reader in readers {
+        for (started, status) in reader.await.unwrap() {
+            if started > logged_out {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "a request after the logout");
+                after += 1;
+            } else if status == StatusCode::OK {
+                before += 1;
+            }
+        }
+    }
+    assert!(
+        before > 8 && after > 8,
+        "requests on both sides: {before} before, {after} after"
+    );
+}
