@@ -263,7 +263,7 @@ pub async fn authenticate(core: &Core, token: &str) -> Result<Caller, ServiceErr
     let now = core.clock.now();
     let claims = core.tokens.verify(token, now).map_err(|_| INVALID)?;
     let Some(grant) =
-        store::sessions::find_with_user_and_grants(&core.db, core.direct.as_ref(), &claims.sid).await?
+        store::sessions::find_with_user_and_grants(&core.db, core.direct.as_ref(), &claims.sid, now).await?
     else {
         return Err(INVALID);
     };

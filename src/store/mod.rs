@@ -16,6 +16,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -43,10 +44,10 @@ impl Direct {
     }
 
     /// See [`sessions::find_with_user_and_grants`].
-    pub async fn session_grant(&self, session_id: &str) -> Option<Option<SessionGrant>> {
+    pub async fn session_grant(&self, session_id: &str, now: DateTime<Utc>) -> Option<Option<SessionGrant>> {
         match self {
             Self::Sqlite(direct) => direct.session_grant(session_id),
-            Self::Postgres(direct) => direct.session_grant(session_id).await,
+            Self::Postgres(direct) => direct.session_grant(session_id, now).await,
         }
     }
 

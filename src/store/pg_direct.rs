@@ -43,6 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{MakeTlsConnect, NoTlsStream, TlsConnect};
@@ -95,13 +96,27 @@ struct Kept {
 }
 
 impl Kept {
-    /// Forgets everything read before `epoch` when the epoch has moved past what is kept.
+    /// Forgets everything kept when `epoch`, read with an answer about to be kept, is past
+    /// what is kept. (An earlier one belongs to a statement that was overtaken.)
     fn observe(&mut self, epoch: i64) {
         if epoch > self.epoch {
-            self.epoch = epoch;
-            self.grants.clear();
-            self.users.clear();
+            self.forget(epoch);
         }
+    }
+
+    /// Forgets everything kept when `epoch`, from an epoch query, differs from what is kept.
+    /// Those queries run one after another, so each answer is the newest: one lower than what is
+    /// kept means the database went back (a restored backup), and nothing kept can be trusted.
+    fn check(&mut self, epoch: i64) {
+        if epoch != self.epoch {
+            self.forget(epoch);
+        }
+    }
+
+    fn forget(&mut self, epoch: i64) {
+        self.epoch = epoch;
+        self.grants.clear();
+        self.users.clear();
     }
 }
 
@@ -184,9 +199,17 @@ impl PgDirect {
         Some(direct)
     }
 
-    /// [`sessions::find_with_user_and_grants`]'s answer, or `None` to ask it instead.
-    pub async fn session_grant(self: &Arc<Self>, session_id: &str) -> Option<Option<SessionGrant>> {
-        let kept = self.kept_answer(session_id, |k| &mut k.grants).await;
+    /// [`sessions::find_with_user_and_grants`]'s answer, or `None` to ask it instead. A kept
+    /// answer whose session has expired by `now` is read again: sliding a session's expiry
+    /// forward does not move the epoch (every refresh does it), so the session may live on.
+    pub async fn session_grant(
+        self: &Arc<Self>,
+        session_id: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Option<SessionGrant>> {
+        let kept = self
+            .kept_answer(session_id, |k| &mut k.grants, |grant| grant.expires_at > now)
+            .await;
         if let Some(grant) = kept {
             return Some(Some(SessionGrant::clone(&grant)));
         }
@@ -216,7 +239,7 @@ impl PgDirect {
 
     /// [`super::users::find`]'s answer outside a transaction, or `None` to ask it instead.
     pub async fn user(self: &Arc<Self>, id: i64) -> Option<Option<User>> {
-        if let Some(user) = self.kept_answer(&id, |k| &mut k.users).await {
+        if let Some(user) = self.kept_answer(&id, |k| &mut k.users, |_| true).await {
             return Some(Some(User::clone(&user)));
         }
         let Some((user, epoch)) = self
@@ -233,19 +256,24 @@ impl PgDirect {
         Some(Some(user))
     }
 
-    /// The answer kept for `key`, if there is one and the auth epoch shows it is still exact.
+    /// The answer kept for `key`, if there is one, it passes `usable`, and the auth epoch shows
+    /// it is still exact.
     async fn kept_answer<K: Eq + Hash + Borrow<Q>, Q: Eq + Hash + ?Sized, T>(
         self: &Arc<Self>,
         key: &Q,
         map: fn(&mut Kept) -> &mut HashMap<K, Arc<T>>,
+        usable: impl FnOnce(&T) -> bool,
     ) -> Option<Arc<T>> {
         let (answer, read_at) = {
             let mut kept = self.kept();
             let read_at = kept.epoch;
             (Arc::clone(map(&mut kept).get(key)?), read_at)
         };
+        if !usable(&answer) {
+            return None;
+        }
         let now = self.epoch().await?;
-        self.kept().observe(now);
+        self.kept().check(now);
         (now == read_at).then_some(answer)
     }
 

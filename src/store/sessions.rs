@@ -61,14 +61,16 @@ pub struct SessionGrant {
 /// one row: the check every authenticated request makes. The roles and permissions come back
 /// as JSON arrays from two correlated subqueries, so an administrator with dozens of
 /// permissions still costs one row. The statement text is built once per backend from the
-/// entity's columns. It runs [`Direct`] when it can.
+/// entity's columns. It runs [`Direct`] when it can; `now` is the time the caller checks the
+/// session's expiry against.
 pub async fn find_with_user_and_grants(
     db: &impl ConnectionTrait,
     direct: Option<&Direct>,
     id: &str,
+    now: DateTime<Utc>,
 ) -> Result<Option<SessionGrant>, DbErr> {
     if let Some(direct) = direct
-        && let Some(found) = direct.session_grant(id).await
+        && let Some(found) = direct.session_grant(id, now).await
     {
         return Ok(found);
     }

@@ -88,11 +88,11 @@ async fn direct_answers_match(app: &TestApp, reads: &Direct) {
 
         let sid = app.core.tokens.verify(token, app.clock.now()).unwrap().sid;
         let direct = reads
-            .session_grant(&sid)
+            .session_grant(&sid, app.clock.now())
             .await
             .expect("answered directly")
             .expect("session exists");
-        let orm = sessions::find_with_user_and_grants(&app.core.db, None, &sid)
+        let orm = sessions::find_with_user_and_grants(&app.core.db, None, &sid, app.clock.now())
             .await
             .unwrap()
             .expect("session exists");
@@ -106,7 +106,7 @@ async fn direct_answers_match(app: &TestApp, reads: &Direct) {
     assert!(filled.birth_date.is_some() && filled.preferences.is_some() && filled.last_login_at.is_some());
     let admin_grant = {
         let sid = app.core.tokens.verify(&admin.token, app.clock.now()).unwrap().sid;
-        reads.session_grant(&sid).await.unwrap().unwrap()
+        reads.session_grant(&sid, app.clock.now()).await.unwrap().unwrap()
     };
     assert!(
         admin_grant.roles.contains(&"admin".to_owned()),
@@ -117,14 +117,17 @@ async fn direct_answers_match(app: &TestApp, reads: &Direct) {
 
     // Unknown ids and sessions are answered too, as absent.
     assert_eq!(reads.user(i64::MAX).await, Some(None));
-    assert!(matches!(reads.session_grant("no-such-session").await, Some(None)));
+    assert!(matches!(
+        reads.session_grant("no-such-session", app.clock.now()).await,
+        Some(None)
+    ));
 
     // A logout is seen by the very next direct read.
     let sid = app.core.tokens.verify(&user.token, app.clock.now()).unwrap().sid;
     assert_eq!(app.post("/auth/logout", t).await.status(), StatusCode::NO_CONTENT);
     assert!(
         reads
-            .session_grant(&sid)
+            .session_grant(&sid, app.clock.now())
             .await
             .unwrap()
             .unwrap()
@@ -545,5 +548,52 @@ async fn a_logout_holds_at_once_for_requests_in_flight_around_it() {
     assert!(
         before > 8 && after > 8,
         "requests on both sides: {before} before, {after} after"
+    );
+}
+
+async fn auth_epoch(app: &TestApp) -> i64 {
+    let row = app
+        .core
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT sum(n)::bigint AS epoch FROM auth_epoch",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "epoch").unwrap()
+}
+
+/// A refresh slides its session's expiry without moving the epoch (refreshes are frequent);
+/// a kept answer whose session looks expired is read again, so the slid session lives on, and
+/// ends when its new expiry passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_slid_by_a_refresh_outlives_its_kept_expiry() {
+    let Some(app) = spawn_app_with(Backend::Postgres, |s| {
+        s.refresh_token_ttl = 600;
+        s.access_token_ttl = 3600;
+    })
+    .await
+    else {
+        return;
+    };
+    let user = app.user().await;
+    let (access, refresh) = app.login_pair(&user.email, &user.password).await;
+    for _ in 0..2 {
+        assert_eq!(app.get("/auth/me", Some(&access)).await.status(), StatusCode::OK);
+    }
+    app.clock.advance(chrono::TimeDelta::seconds(400));
+    let before = auth_epoch(&app).await;
+    assert_eq!(app.refresh(&refresh).await.status(), StatusCode::OK);
+    assert_eq!(auth_epoch(&app).await, before, "a refresh leaves the epoch alone");
+
+    // Past the expiry the kept answer holds, before the slid one.
+    app.clock.advance(chrono::TimeDelta::seconds(400));
+    assert_eq!(app.get("/auth/me", Some(&access)).await.status(), StatusCode::OK);
+    app.clock.advance(chrono::TimeDelta::seconds(300));
+    assert_eq!(
+        app.get("/auth/me", Some(&access)).await.status(),
+        StatusCode::UNAUTHORIZED
     );
 }

@@ -8,8 +8,9 @@
 //! with the change, at every commit that could change an answer, and only a process's own
 //! transactions ever write its row: no two transactions wait on one another for it, and none can
 //! deadlock over it. Inserts into `users` and `sessions` do not count (nothing kept can be a row
-//! that did not exist); every other insert, update, delete or truncate does, whoever runs it,
-//! the service or an operator at a `psql` prompt. Rows of processes that have ended are folded
+//! that did not exist), nor does an update of a session that only slides its expiry forward;
+//! every other insert, update, delete or truncate does, whoever runs it, the service or an
+//! operator at a `psql` prompt. Rows of processes that have ended are folded
 //! into row 0 from time to time (`store::pg_direct::fold_auth_epoch`), which keeps the sum.
 
 use sea_orm::DbBackend;
@@ -21,7 +22,7 @@ pub struct Migration;
 /// Each table the lookups read, and the changes to it that count.
 const WATCHED: [(&str, &str); 6] = [
     ("users", "UPDATE OR DELETE OR TRUNCATE"),
-    ("sessions", "UPDATE OR DELETE OR TRUNCATE"),
+    ("sessions", "DELETE OR TRUNCATE"),
     ("user_roles", "INSERT OR UPDATE OR DELETE OR TRUNCATE"),
     ("roles", "UPDATE OR DELETE OR TRUNCATE"),
     ("role_permissions", "INSERT OR UPDATE OR DELETE OR TRUNCATE"),
@@ -52,6 +53,15 @@ impl MigrationTrait for Migration {
                  FOR EACH STATEMENT EXECUTE FUNCTION bump_auth_epoch()"
             )
         }));
+        // Every refresh slides its session's expiry forward; that alone does not count (a kept
+        // answer whose session looks expired is read again), so refreshes do not move the epoch.
+        statements.push(
+            "CREATE TRIGGER sessions_update_auth_epoch AFTER UPDATE ON sessions FOR EACH ROW \
+             WHEN (new.revoked_at IS DISTINCT FROM old.revoked_at OR new.expires_at < old.expires_at \
+                   OR new.user_id <> old.user_id OR new.id <> old.id) \
+             EXECUTE FUNCTION bump_auth_epoch()"
+                .to_owned(),
+        );
         for statement in statements {
             db.execute_unprepared(&statement).await?;
         }
@@ -67,6 +77,7 @@ impl MigrationTrait for Migration {
             .iter()
             .map(|(table, _)| format!("DROP TRIGGER IF EXISTS {table}_auth_epoch ON {table}"))
             .collect();
+        statements.push("DROP TRIGGER IF EXISTS sessions_update_auth_epoch ON sessions".to_owned());
         statements.push("DROP FUNCTION IF EXISTS bump_auth_epoch()".to_owned());
         statements.push("DROP TABLE IF EXISTS auth_epoch".to_owned());
         for statement in statements {
