@@ -278,16 +278,7 @@ async fn pipelined_reads_stay_off_where_sqlx_would_use_tls() {
     let app = spawn_app_with(Backend::Postgres, with_sslmode("sslmode=prefer"))
         .await
         .unwrap();
-    let row = app
-        .core
-        .db
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT current_setting('ssl') AS ssl",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
+    let row = one_row(&app, "SELECT current_setting('ssl') AS ssl").await;
     let server_ssl: String = row.try_get("", "ssl").unwrap();
     assert_eq!(
         app.core.direct.is_some(),
@@ -320,17 +311,12 @@ async fn a_pipelined_client_the_server_dropped_is_opened_again() {
     let user = app.user().await;
     assert!(reads.user(user.id).await.is_some(), "answered directly");
 
-    let row = app
-        .core
-        .db
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT COUNT(pg_terminate_backend(pid)) AS ended FROM pg_stat_activity \
-             WHERE datname = current_database() AND application_name = 'users-api pipelined reads'",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
+    let row = one_row(
+        &app,
+        "SELECT COUNT(pg_terminate_backend(pid)) AS ended FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'users-api pipelined reads'",
+    )
+    .await;
     assert_eq!(
         row.try_get::<i64>("", "ended").unwrap(),
         1,
@@ -452,20 +438,8 @@ async fn kept_answers_last_exactly_until_the_data_changes() {
 
     // The fold keeps the epoch's sum, so kept answers stay kept across it.
     let epoch = || async {
-        let row = app
-            .core
-            .db
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                "SELECT sum(n)::bigint AS sum, count(*) AS rows FROM auth_epoch",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        (
-            row.try_get::<i64>("", "sum").unwrap(),
-            row.try_get::<i64>("", "rows").unwrap(),
-        )
+        let row = one_row(&app, "SELECT count(*) AS rows FROM auth_epoch").await;
+        (auth_epoch(&app).await, row.try_get::<i64>("", "rows").unwrap())
     };
     by_hand(&app, "INSERT INTO auth_epoch (pid, n) VALUES (-1, 5)").await;
     let (before, rows) = epoch().await;
@@ -551,17 +525,15 @@ async fn a_logout_holds_at_once_for_requests_in_flight_around_it() {
     );
 }
 
+/// The one row `sql` answers on the test database.
+async fn one_row(app: &TestApp, sql: &str) -> sea_orm::QueryResult {
+    let statement = sea_orm::Statement::from_string(app.core.db.get_database_backend(), sql);
+    app.core.db.query_one_raw(statement).await.unwrap().unwrap()
+}
+
+/// The sum of `auth_epoch` (PostgreSQL).
 async fn auth_epoch(app: &TestApp) -> i64 {
-    let row = app
-        .core
-        .db
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT sum(n)::bigint AS epoch FROM auth_epoch",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
+    let row = one_row(app, "SELECT sum(n)::bigint AS epoch FROM auth_epoch").await;
     row.try_get("", "epoch").unwrap()
 }
 
