@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use metrics::{Counter, counter};
 use tokio::sync::watch;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{MakeTlsConnect, NoTlsStream, TlsConnect};
@@ -52,6 +53,7 @@ use tokio_postgres::{Client, Config, Row, Socket, Statement};
 use super::entities::user::{Column as UserColumn, Model as User};
 use super::sessions::{self, SessionGrant};
 use super::users::by_id_sql;
+use crate::telemetry::metrics::PIPELINED_LOOKUPS;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 
 /// The clients' `application_name`, unless the URL names one.
@@ -76,6 +78,24 @@ pub struct PgDirect {
     checks: Mutex<Checks>,
     /// The last epoch query's number and answer (`None`: it failed).
     checked: watch::Sender<(u64, Option<i64>)>,
+    session_tally: Tally,
+    user_tally: Tally,
+}
+
+/// `pipelined_lookups_total` of one lookup: answers served from what was kept, and read.
+struct Tally {
+    kept: Counter,
+    read: Counter,
+}
+
+impl Tally {
+    fn new(lookup: &'static str) -> Self {
+        let answered = |answer| counter!(PIPELINED_LOOKUPS, "lookup" => lookup, "answer" => answer);
+        Self {
+            kept: answered("kept"),
+            read: answered("read"),
+        }
+    }
 }
 
 /// The epoch queries: how many were sent, the highest number a check waits for, and whether
@@ -175,6 +195,8 @@ impl PgDirect {
             kept: Mutex::default(),
             checks: Mutex::default(),
             checked: watch::Sender::new((0, None)),
+            session_tally: Tally::new("session"),
+            user_tally: Tally::new("user"),
         };
         // The first client tells whether the server wants TLS; the others open in the
         // background as the rest do after a failure.
@@ -211,6 +233,7 @@ impl PgDirect {
             .kept_answer(session_id, |k| &mut k.grants, |grant| grant.expires_at > now)
             .await;
         if let Some(grant) = kept {
+            self.session_tally.kept.increment(1);
             return Some(Some(SessionGrant::clone(&grant)));
         }
         let Some((grant, epoch)) = self
@@ -233,6 +256,7 @@ impl PgDirect {
         else {
             return Some(None);
         };
+        self.session_tally.read.increment(1);
         self.keep(epoch, session_id.to_owned(), &grant, |k| &mut k.grants);
         Some(Some(grant))
     }
@@ -240,6 +264,7 @@ impl PgDirect {
     /// [`super::users::find`]'s answer outside a transaction, or `None` to ask it instead.
     pub async fn user(self: &Arc<Self>, id: i64) -> Option<Option<User>> {
         if let Some(user) = self.kept_answer(&id, |k| &mut k.users, |_| true).await {
+            self.user_tally.kept.increment(1);
             return Some(Some(User::clone(&user)));
         }
         let Some((user, epoch)) = self
@@ -252,6 +277,7 @@ impl PgDirect {
         else {
             return Some(None);
         };
+        self.user_tally.read.increment(1);
         self.keep(epoch, id, &user, |k| &mut k.users);
         Some(Some(user))
     }

@@ -17,11 +17,17 @@ pub const LOGINS: &str = "logins_total";
 pub const TOKEN_REFRESH: &str = "token_refresh_total";
 pub const PASSWORD_HASH_DURATION: &str = "password_hash_duration_seconds";
 pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
+pub const PIPELINED_LOOKUPS: &str = "pipelined_lookups_total";
 
 /// `logins_total{result}` values.
 pub const LOGIN_RESULTS: [&str; 4] = ["success", "failure", "inactive", "throttled"];
 /// `token_refresh_total{result}` values.
 pub const REFRESH_RESULTS: [&str; 2] = ["success", "failure"];
+/// `pipelined_lookups_total{lookup}` values.
+pub const PIPELINED_LOOKUP_KINDS: [&str; 2] = ["session", "user"];
+/// `pipelined_lookups_total{answer}` values: served from what was kept after an epoch check, or
+/// read from the tables (`store::pg_direct`).
+pub const PIPELINED_ANSWERS: [&str; 2] = ["kept", "read"];
 
 /// Request latency buckets, seconds: Prometheus' defaults, which include the 0.5 s the
 /// latency alert uses.
@@ -73,6 +79,11 @@ fn build() -> Option<PrometheusHandle> {
     for result in REFRESH_RESULTS {
         counter!(TOKEN_REFRESH, "result" => result).increment(0);
     }
+    for lookup in PIPELINED_LOOKUP_KINDS {
+        for answer in PIPELINED_ANSWERS {
+            counter!(PIPELINED_LOOKUPS, "lookup" => lookup, "answer" => answer).increment(0);
+        }
+    }
     let upkeep = handle.clone();
     // A plain thread, not a task: tests run each application on its own short-lived runtime,
     // and the recorder outlives them all.
@@ -111,6 +122,10 @@ fn describe() {
         PASSWORD_HASH_DURATION,
         Unit::Seconds,
         "Time spent computing one password hash or verification"
+    );
+    describe_counter!(
+        PIPELINED_LOOKUPS,
+        "PostgreSQL pipelined lookups answered, by lookup and by whether a kept answer served"
     );
     describe_gauge!(
         DB_POOL_CONNECTIONS,

@@ -10,6 +10,7 @@ use serde_json::json;
 use users_api::store::{Direct, sessions, users};
 
 use crate::helpers::{Backend, TestApp, body, spawn_app, spawn_app_with};
+use crate::observability::scrape;
 
 async fn sqlite_app() -> TestApp {
     spawn_app(Backend::Sqlite).await.expect("SQLite needs no server")
@@ -364,6 +365,15 @@ async fn kept_answers_last_exactly_until_the_data_changes() {
     let user = app.user().await;
     let name_of = |response: reqwest::Response| async move { body(response).await["full_name"].clone() };
     let user_path = format!("/users/{}", user.id);
+    let served = &app;
+    let kept = |lookup| async move {
+        let metrics = scrape(served).await;
+        metrics.sum(
+            "pipelined_lookups_total",
+            &[("lookup", lookup), ("answer", "kept")],
+        )
+    };
+    let (sessions_before, users_before) = (kept("session").await, kept("user").await);
     for _ in 0..3 {
         assert_eq!(
             app.get("/auth/me", Some(&user.token)).await.status(),
@@ -372,6 +382,12 @@ async fn kept_answers_last_exactly_until_the_data_changes() {
         let r = app.get(&user_path, Some(&admin.token)).await;
         assert_eq!(r.status(), StatusCode::OK);
     }
+    // `/metrics` counts for the whole process (other tests too), so at least.
+    assert!(
+        kept("session").await >= sessions_before + 4.0,
+        "served from what was kept"
+    );
+    assert!(kept("user").await >= users_before + 2.0);
 
     // Unseen by the epoch: both lookups keep answering what they read.
     by_hand(&app, "ALTER TABLE users DISABLE TRIGGER users_auth_epoch").await;

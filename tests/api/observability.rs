@@ -24,7 +24,7 @@ struct Sample {
 }
 
 /// A parsed `/metrics` page.
-struct Exposition {
+pub(crate) struct Exposition {
     text: String,
     samples: Vec<Sample>,
 }
@@ -52,7 +52,7 @@ impl Exposition {
     }
 
     /// The sum over the series of `name` whose labels include `labels`.
-    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.samples
             .iter()
             .filter(|s| s.name == name)
@@ -114,7 +114,7 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
     labels
 }
 
-async fn scrape(app: &TestApp) -> Exposition {
+pub(crate) async fn scrape(app: &TestApp) -> Exposition {
     let response = app.get("/metrics", None).await;
     assert_eq!(response.status(), StatusCode::OK);
     let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
