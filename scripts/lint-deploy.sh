@@ -169,7 +169,8 @@ import glob, json, re, sys, yaml
 KNOWN = {
     "http_request_duration_seconds", "http_requests_total", "users_registered_total",
     "logins_total", "token_refresh_total", "password_hash_duration_seconds",
-    "db_pool_connections", "process_resident_memory_bytes", "process_cpu_seconds_total",
+    "db_pool_connections", "pipelined_lookups_total", "process_resident_memory_bytes",
+    "process_cpu_seconds_total",
     "process_open_fds", "process_max_fds", "process_virtual_memory_bytes", "process_threads",
     "process_start_time_seconds", "up",
 }
