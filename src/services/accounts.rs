@@ -108,23 +108,20 @@ pub async fn login(
     let now = core.clock.now();
     let expires_at = now + core.session_ttl;
     let (refresh_token, refresh_hash) = new_refresh_token();
-    let txn = crate::store::begin(&core.db).await?;
-    let session = sessions::insert(
-        &*txn,
+    let session_id = sessions::open_for_login(
+        &core.db,
         sessions::NewSession {
             user_id: user.id,
             expires_at,
             user_agent: client.user_agent,
             client_addr: client.address,
         },
+        refresh_hash,
         now,
     )
     .await?;
-    sessions::insert_refresh(&*txn, &session.id, refresh_hash, now, expires_at).await?;
-    users::set_last_login(&*txn, user.id, now).await?;
-    txn.commit().await?;
     tracing::info!(user_id = user.id, "login succeeded");
-    issue(core, user.id, session.id, refresh_token)
+    issue(core, user.id, session_id, refresh_token)
 }
 
 /// Replaces an imported (or outdated) hash with Argon2id now that we know the password. A
