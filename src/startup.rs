@@ -169,8 +169,8 @@ impl Application {
 /// How long closing the pool may take at shutdown, on top of `SHUTDOWN_TIMEOUT_SECS`.
 const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Every ten minutes, from start-up on: deletes stale login-throttle counters and, where the
-/// pipelined PostgreSQL reads run, folds the auth epoch rows of ended server processes.
+/// Every ten minutes, from start-up on: deletes stale login-throttle counters and, on
+/// PostgreSQL, folds the auth epoch rows of ended server processes.
 fn housekeeping(core: Core) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -181,7 +181,8 @@ fn housekeeping(core: Core) {
                 Ok(n) => tracing::debug!(removed = n, "pruned login throttle counters"),
                 Err(err) => tracing::warn!(error = %err, "could not prune login throttle counters"),
             }
-            if matches!(core.direct, Some(Direct::Postgres(_))) {
+            // The triggers count writes whether or not this replica's pipelined reads are on.
+            if core.db.get_database_backend() == DbBackend::Postgres {
                 match store::pg_direct::fold_auth_epoch(&core.db).await {
                     Ok(false) => {}
                     Ok(true) => tracing::debug!("folded the auth epoch rows of ended server processes"),

@@ -53,7 +53,7 @@ use tokio_postgres::{Client, Config, Row, Socket, Statement};
 use super::entities::user::{Column as UserColumn, Model as User};
 use super::sessions::{self, SessionGrant};
 use super::users::by_id_sql;
-use crate::telemetry::metrics::PIPELINED_LOOKUPS;
+use crate::telemetry::metrics::{PIPELINED_ANSWERS, PIPELINED_LOOKUP_KINDS, PIPELINED_LOOKUPS};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 
 /// The clients' `application_name`, unless the URL names one.
@@ -90,11 +90,9 @@ struct Tally {
 
 impl Tally {
     fn new(lookup: &'static str) -> Self {
-        let answered = |answer| counter!(PIPELINED_LOOKUPS, "lookup" => lookup, "answer" => answer);
-        Self {
-            kept: answered("kept"),
-            read: answered("read"),
-        }
+        let [kept, read] = PIPELINED_ANSWERS
+            .map(|answer| counter!(PIPELINED_LOOKUPS, "lookup" => lookup, "answer" => answer));
+        Self { kept, read }
     }
 }
 
@@ -195,8 +193,8 @@ impl PgDirect {
             kept: Mutex::default(),
             checks: Mutex::default(),
             checked: watch::Sender::new((0, None)),
-            session_tally: Tally::new("session"),
-            user_tally: Tally::new("user"),
+            session_tally: Tally::new(PIPELINED_LOOKUP_KINDS[0]),
+            user_tally: Tally::new(PIPELINED_LOOKUP_KINDS[1]),
         };
         // The first client tells whether the server wants TLS; the others open in the
         // background as the rest do after a failure.

@@ -23,10 +23,10 @@ pub const PIPELINED_LOOKUPS: &str = "pipelined_lookups_total";
 pub const LOGIN_RESULTS: [&str; 4] = ["success", "failure", "inactive", "throttled"];
 /// `token_refresh_total{result}` values.
 pub const REFRESH_RESULTS: [&str; 2] = ["success", "failure"];
-/// `pipelined_lookups_total{lookup}` values.
+/// `pipelined_lookups_total{lookup}` values, in `store::pg_direct`'s order.
 pub const PIPELINED_LOOKUP_KINDS: [&str; 2] = ["session", "user"];
 /// `pipelined_lookups_total{answer}` values: served from what was kept after an epoch check, or
-/// read from the tables (`store::pg_direct`).
+/// read from the tables (`store::pg_direct`), in that order.
 pub const PIPELINED_ANSWERS: [&str; 2] = ["kept", "read"];
 
 /// Request latency buckets, seconds: Prometheus' defaults, which include the 0.5 s the
