@@ -4,6 +4,7 @@
 //! [`Permission`], or for "self or permission", and proceeds only with the grant it gets back.
 
 use super::ServiceError;
+use crate::store::Confirmed;
 use crate::store::entities::user::Model as User;
 
 /// Permissions are named `resource:action`.
@@ -39,6 +40,8 @@ pub struct Caller {
     pub roles: Vec<String>,
     /// `resource:action` of every permission the caller's roles grant.
     permissions: Vec<String>,
+    /// The auth epoch the lookup that found this caller saw (PostgreSQL's pipelined lookups).
+    confirmed: Option<Confirmed>,
 }
 
 /// How a caller got access to an operation on one user.
@@ -57,7 +60,18 @@ impl Caller {
             session_id,
             roles,
             permissions,
+            confirmed: None,
         }
+    }
+
+    /// The same caller, found by a lookup that saw the auth epoch `confirmed`.
+    pub fn confirmed_at(self, confirmed: Option<Confirmed>) -> Self {
+        Self { confirmed, ..self }
+    }
+
+    /// What the request's later lookups may take as already confirmed (see [`Confirmed`]).
+    pub fn confirmed(&self) -> Option<Confirmed> {
+        self.confirmed
     }
 
     /// The caller's effective permissions, `admin:all` included when the `is_admin` flag is set.

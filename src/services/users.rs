@@ -27,7 +27,7 @@ pub async fn list(
 
 pub async fn get(core: &Core, caller: &Caller, id: i64) -> Result<User, ServiceError> {
     caller.require_self_or(id, Permission::UserRead)?;
-    users::find_committed(&core.db, core.direct.as_ref(), id)
+    users::find_committed(&core.db, core.direct.as_ref(), id, caller.confirmed())
         .await?
         .ok_or(ServiceError::NotFound("User"))
 }

@@ -21,6 +21,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::entities::user::Model as User;
+pub use self::pg_direct::Confirmed;
 use self::pg_direct::PgDirect;
 use self::sessions::SessionGrant;
 use self::sqlite_direct::SqliteDirect;
@@ -52,10 +53,10 @@ impl Direct {
     }
 
     /// See [`users::find_committed`].
-    pub async fn user(&self, id: i64) -> Option<Option<User>> {
+    pub async fn user(&self, id: i64, confirmed: Option<Confirmed>) -> Option<Option<User>> {
         match self {
             Self::Sqlite(direct) => direct.user(id),
-            Self::Postgres(direct) => direct.user(id).await,
+            Self::Postgres(direct) => direct.user(id, confirmed).await,
         }
     }
 }

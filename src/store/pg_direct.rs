@@ -26,7 +26,10 @@
 //! kept, the whole lookup runs and reads the epoch in the same statement (so in the same
 //! snapshot). Answers of "none" are never kept. Concurrent checks share one epoch query: while
 //! one is on its way, every check that starts waits for the next, which is sent when it returns,
-//! so each check is answered by a query sent after it started.
+//! so each check is answered by a query sent after it started. The auth lookup hands back the
+//! epoch it saw ([`Confirmed`]); a user lookup later in the same request serves an answer kept
+//! at that epoch without asking again, since that epoch was read after the request began
+//! (decision 82).
 //!
 //! These connections never carry TLS: where the server would encrypt a sqlx connection
 //! (`sslmode=require`, or `prefer`, the default, with a server that offers TLS), the reader is
@@ -68,6 +71,13 @@ const KEEP: usize = 4096;
 
 /// The auth epoch: the sum over `auth_epoch`'s rows.
 const EPOCH_SQL: &str = "SELECT COALESCE(sum(n), 0)::bigint FROM auth_epoch";
+
+/// An auth epoch read by a query sent during the current request: by the auth lookup's own
+/// statement, or by the epoch query that confirmed its kept answer. An answer kept at this
+/// epoch is exact as of that query, so later lookups of the same request may serve it without
+/// asking the database again. Only [`PgDirect`] makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirmed(i64);
 
 /// Clients shared by every request, each with its prepared statements.
 pub struct PgDirect {
@@ -228,11 +238,19 @@ impl PgDirect {
         now: DateTime<Utc>,
     ) -> Option<Option<SessionGrant>> {
         let kept = self
-            .kept_answer(session_id, |k| &mut k.grants, |grant| grant.expires_at > now)
+            .kept_answer(
+                session_id,
+                |k| &mut k.grants,
+                |grant| grant.expires_at > now,
+                None,
+            )
             .await;
-        if let Some(grant) = kept {
+        if let Some((grant, epoch)) = kept {
             self.session_tally.kept.increment(1);
-            return Some(Some(SessionGrant::clone(&grant)));
+            return Some(Some(SessionGrant {
+                confirmed: Some(Confirmed(epoch)),
+                ..SessionGrant::clone(&grant)
+            }));
         }
         let Some((grant, epoch)) = self
             .lookup(
@@ -246,6 +264,7 @@ impl PgDirect {
                         revoked_at: row.try_get(after + 1)?,
                         roles: list(row, after + 2)?,
                         permissions: list(row, after + 3)?,
+                        confirmed: None,
                     };
                     Ok((grant, row.try_get(after + 4)?))
                 },
@@ -256,12 +275,16 @@ impl PgDirect {
         };
         self.session_tally.read.increment(1);
         self.keep(epoch, session_id.to_owned(), &grant, |k| &mut k.grants);
-        Some(Some(grant))
+        Some(Some(SessionGrant {
+            confirmed: Some(Confirmed(epoch)),
+            ..grant
+        }))
     }
 
     /// [`super::users::find`]'s answer outside a transaction, or `None` to ask it instead.
-    pub async fn user(self: &Arc<Self>, id: i64) -> Option<Option<User>> {
-        if let Some(user) = self.kept_answer(&id, |k| &mut k.users, |_| true).await {
+    /// `confirmed`: the epoch this request's auth lookup saw, if it ran here.
+    pub async fn user(self: &Arc<Self>, id: i64, confirmed: Option<Confirmed>) -> Option<Option<User>> {
+        if let Some((user, _)) = self.kept_answer(&id, |k| &mut k.users, |_| true, confirmed).await {
             self.user_tally.kept.increment(1);
             return Some(Some(User::clone(&user)));
         }
@@ -280,14 +303,16 @@ impl PgDirect {
         Some(Some(user))
     }
 
-    /// The answer kept for `key`, if there is one, it passes `usable`, and the auth epoch shows
-    /// it is still exact.
+    /// The answer kept for `key` and the epoch it is exact at, if there is one, it passes
+    /// `usable`, and the auth epoch shows it is still exact: the `confirmed` epoch of this
+    /// request when the answer was kept at it, else a new epoch query.
     async fn kept_answer<K: Eq + Hash + Borrow<Q>, Q: Eq + Hash + ?Sized, T>(
         self: &Arc<Self>,
         key: &Q,
         map: fn(&mut Kept) -> &mut HashMap<K, Arc<T>>,
         usable: impl FnOnce(&T) -> bool,
-    ) -> Option<Arc<T>> {
+        confirmed: Option<Confirmed>,
+    ) -> Option<(Arc<T>, i64)> {
         let (answer, read_at) = {
             let mut kept = self.kept();
             let read_at = kept.epoch;
@@ -296,9 +321,12 @@ impl PgDirect {
         if !usable(&answer) {
             return None;
         }
+        if confirmed == Some(Confirmed(read_at)) {
+            return Some((answer, read_at));
+        }
         let now = self.epoch().await?;
         self.kept().check(now);
-        (now == read_at).then_some(answer)
+        (now == read_at).then_some((answer, read_at))
     }
 
     /// Keeps `answer`, read when the auth epoch was `epoch`, unless the epoch has moved since.
@@ -359,6 +387,11 @@ impl PgDirect {
                 .flatten();
             self.checked.send_replace((number, epoch));
         }
+    }
+
+    /// How many epoch queries this reader has sent.
+    pub fn epoch_queries(&self) -> u64 {
+        self.checks.lock().unwrap_or_else(PoisonError::into_inner).sent
     }
 
     fn kept(&self) -> MutexGuard<'_, Kept> {

@@ -55,6 +55,9 @@ pub struct SessionGrant {
     pub roles: Vec<String>,
     /// `resource:action` of every permission those roles grant, sorted.
     pub permissions: Vec<String>,
+    /// The auth epoch this answer was read or confirmed at, when it came from [`Direct`] on
+    /// PostgreSQL: the request's later lookups pass it on (see [`super::Confirmed`]).
+    pub confirmed: Option<super::Confirmed>,
 }
 
 /// A session's state, its user and the user's roles and permissions, in one query returning
@@ -89,6 +92,7 @@ pub async fn find_with_user_and_grants(
         revoked_at: row.try_get("", "session_revoked_at")?,
         roles: list("grant_roles")?,
         permissions: list("grant_permissions")?,
+        confirmed: None,
     }))
 }
 

@@ -91,6 +91,7 @@ impl SqliteDirect {
                         revoked_at: optional_timestamp(row, after + 1)?,
                         roles: list(row, after + 2)?,
                         permissions: list(row, after + 3)?,
+                        confirmed: None,
                     })
                 })
                 .optional()

@@ -11,8 +11,8 @@ use sea_orm::{
 };
 use sea_query_sqlx::SqlxValues;
 
-use super::Direct;
 use super::entities::user::{self, ActiveModel, Column, Entity as Users, Model as User};
+use super::{Confirmed, Direct};
 
 /// The columns of a new user row.
 #[derive(Debug, Clone)]
@@ -49,14 +49,16 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<User>, Db
     Users::find_by_id(id).one(db).await
 }
 
-/// [`find`] outside a transaction, through [`Direct`] when it can.
+/// [`find`] outside a transaction, through [`Direct`] when it can. `confirmed`: what the
+/// request's auth lookup handed back, if anything.
 pub async fn find_committed(
     db: &DatabaseConnection,
     direct: Option<&Direct>,
     id: i64,
+    confirmed: Option<Confirmed>,
 ) -> Result<Option<User>, DbErr> {
     if let Some(direct) = direct
-        && let Some(found) = direct.user(id).await
+        && let Some(found) = direct.user(id, confirmed).await
     {
         return Ok(found);
     }

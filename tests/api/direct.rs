@@ -77,7 +77,7 @@ async fn direct_answers_match(app: &TestApp, reads: &Direct) {
 
     for (id, token) in [(user.id, &user.token), (admin.id, &admin.token)] {
         let direct = reads
-            .user(id)
+            .user(id, None)
             .await
             .expect("answered directly")
             .expect("the user exists");
@@ -103,7 +103,7 @@ async fn direct_answers_match(app: &TestApp, reads: &Direct) {
         assert_eq!(direct.roles, orm.roles);
         assert_eq!(direct.permissions, orm.permissions);
     }
-    let filled = reads.user(user.id).await.unwrap().unwrap();
+    let filled = reads.user(user.id, None).await.unwrap().unwrap();
     assert!(filled.birth_date.is_some() && filled.preferences.is_some() && filled.last_login_at.is_some());
     let admin_grant = {
         let sid = app.core.tokens.verify(&admin.token, app.clock.now()).unwrap().sid;
@@ -117,7 +117,7 @@ async fn direct_answers_match(app: &TestApp, reads: &Direct) {
     assert!(admin_grant.permissions.len() > 1, "{:?}", admin_grant.permissions);
 
     // Unknown ids and sessions are answered too, as absent.
-    assert_eq!(reads.user(i64::MAX).await, Some(None));
+    assert_eq!(reads.user(i64::MAX, None).await, Some(None));
     assert!(matches!(
         reads.session_grant("no-such-session", app.clock.now()).await,
         Some(None)
@@ -310,7 +310,7 @@ async fn a_pipelined_client_the_server_dropped_is_opened_again() {
         .expect("pipelined reads over a plain connection");
     let admin = app.admin().await;
     let user = app.user().await;
-    assert!(reads.user(user.id).await.is_some(), "answered directly");
+    assert!(reads.user(user.id, None).await.is_some(), "answered directly");
 
     let row = one_row(
         &app,
@@ -333,7 +333,7 @@ async fn a_pipelined_client_the_server_dropped_is_opened_again() {
     // ...and the client is opened again, in the background, within a few seconds.
     let mut answered = false;
     for _ in 0..50 {
-        if reads.user(user.id).await.is_some() {
+        if reads.user(user.id, None).await.is_some() {
             answered = true;
             break;
         }
@@ -491,6 +491,44 @@ async fn kept_answers_last_exactly_until_the_data_changes() {
     .await;
     let r = app.get(&format!("/users/{}", admin.id), Some(&admin.token)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Reading one user through kept answers asks for the epoch once, not once per lookup: the
+/// user lookup takes the epoch its own request's auth lookup was confirmed at a moment before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_user_read_asks_for_the_epoch_once() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let Some(Direct::Postgres(reads)) = app.core.direct.clone() else {
+        panic!("pipelined reads over a plain connection");
+    };
+    let admin = app.admin().await;
+    let user = app.user().await;
+    let path = format!("/users/{}", user.id);
+    for _ in 0..2 {
+        assert_eq!(app.get(&path, Some(&admin.token)).await.status(), StatusCode::OK);
+    }
+    let before = reads.epoch_queries();
+    for _ in 0..5 {
+        let r = app.get(&path, Some(&admin.token)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(body(r).await["email"], user.email.as_str());
+    }
+    assert_eq!(reads.epoch_queries() - before, 5, "one epoch query a request");
+
+    // A change in between is still seen by the next read: its auth check reads the new epoch,
+    // which leaves nothing kept for the user lookup to take.
+    by_hand(
+        &app,
+        &format!(
+            "UPDATE users SET full_name = 'Seen At Once' WHERE id = {}",
+            user.id
+        ),
+    )
+    .await;
+    let r = app.get(&path, Some(&admin.token)).await;
+    assert_eq!(body(r).await["full_name"], "Seen At Once");
 }
 
 /// Concurrent checks share epoch queries; still, a request that starts after a logout has
