@@ -8,7 +8,7 @@ use crate::auth::{hash_refresh_token, new_refresh_token};
 use crate::domain::{Email, Password, SecretString, Username, no_control_characters};
 use crate::store::entities::session::Model as Session;
 use crate::store::entities::user::Model as User;
-use crate::store::{self, rbac, sessions, users};
+use crate::store::{self, sessions, users};
 
 /// A registration that passed parsing.
 #[derive(Debug)]
@@ -50,9 +50,8 @@ pub async fn create_user(
     is_admin: bool,
 ) -> Result<User, ServiceError> {
     let password_hash = core.hasher.hash(account.password.secret()).await?;
-    let txn = crate::store::begin(&core.db).await?;
-    let user = users::insert(
-        &*txn,
+    let user = users::insert_with_default_roles(
+        &core.db,
         users::NewUser {
             email: account.email.as_str().to_owned(),
             username: account.username.map(|u| u.as_str().to_owned()),
@@ -64,8 +63,6 @@ pub async fn create_user(
         core.clock.now(),
     )
     .await?;
-    rbac::grant_default_roles(&*txn, user.id).await?;
-    txn.commit().await?;
     tracing::info!(user_id = user.id, "user registered");
     Ok(user)
 }
@@ -86,7 +83,7 @@ pub async fn login(
     }
     let keys = throttle::Keys::new(login, client.address.as_deref());
     // A throttled attempt is refused before any hashing: guesses cost the attacker time, not us CPU.
-    throttle::check(core, &keys, core.clock.now()).await?;
+    let checked = throttle::check(core, &keys, core.clock.now()).await?;
     let user = users::find_by_login(&core.db, login).await?;
     // Verify even when the user is unknown (against a dummy hash): same time, same answer.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
@@ -98,7 +95,7 @@ pub async fn login(
             return Err(ServiceError::InvalidCredentials);
         }
     };
-    throttle::succeeded(core, &keys).await?;
+    throttle::succeeded(core, &keys, checked).await?;
     if !user.is_active {
         return Err(ServiceError::InactiveUser);
     }

@@ -59,12 +59,21 @@ fn to_row(key: String, c: Counter) -> Row {
     }
 }
 
+/// What [`check`] saw: whether the account had a counter for a successful login to clear.
+#[must_use]
+pub struct Checked {
+    account_counted: bool,
+}
+
 /// Refuses the attempt (429 with how long to wait) while either key must wait.
-pub async fn check(core: &Core, keys: &Keys, now: DateTime<Utc>) -> Result<(), ServiceError> {
+pub async fn check(core: &Core, keys: &Keys, now: DateTime<Utc>) -> Result<Checked, ServiceError> {
     if !core.throttle.enabled {
-        return Ok(());
+        return Ok(Checked {
+            account_counted: false,
+        });
     }
     let rows = throttle::find(&core.db, &keys.all()).await?;
+    let account_counted = rows.iter().any(|row| row.key == keys.account);
     let wait = rows
         .iter()
         .filter_map(|row| {
@@ -74,7 +83,7 @@ pub async fn check(core: &Core, keys: &Keys, now: DateTime<Utc>) -> Result<(), S
         .max();
     match wait {
         Some(wait) => Err(ServiceError::Throttled(retry_after_secs(wait))),
-        None => Ok(()),
+        None => Ok(Checked { account_counted }),
     }
 }
 
@@ -98,9 +107,11 @@ pub async fn failed(core: &Core, keys: &Keys, now: DateTime<Utc>) -> Result<(), 
 }
 
 /// A successful login clears the account's counter (not the address's: one good password
-/// must not excuse a flood of guesses at other accounts).
-pub async fn succeeded(core: &Core, keys: &Keys) -> Result<(), ServiceError> {
-    if core.throttle.enabled {
+/// must not excuse a flood of guesses at other accounts). When [`check`] found no counter there
+/// is nothing to clear and no statement is sent, as for nearly every login (decision 83): a
+/// failure counted while this login was hashing is one the login never saw, and it stays.
+pub async fn succeeded(core: &Core, keys: &Keys, checked: Checked) -> Result<(), ServiceError> {
+    if checked.account_counted {
         throttle::clear(&core.db, &keys.account).await?;
     }
     Ok(())

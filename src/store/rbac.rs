@@ -86,22 +86,21 @@ pub async fn grant_default_roles_after(db: &impl ConnectionTrait, after: i64) ->
     db.execute(&insert).await.map(|_| ())
 }
 
-/// Gives one (new) user every default role.
+/// Gives one (new) user every default role, in one `INSERT … SELECT` statement.
 pub async fn grant_default_roles(db: &impl ConnectionTrait, user_id: i64) -> Result<(), DbErr> {
-    let defaults = Roles::find()
-        .filter(role::Column::IsDefault.eq(true))
-        .all(db)
-        .await?;
-    if defaults.is_empty() {
-        return Ok(());
-    }
-    UserRoles::insert_many(defaults.into_iter().map(|r| user_role::ActiveModel {
-        user_id: Set(user_id),
-        role_id: Set(r.id),
-    }))
-    .exec(db)
-    .await
-    .map(|_| ())
+    let select = Query::select()
+        .expr(Expr::val(user_id))
+        .column(role::Column::Id)
+        .from(Roles)
+        .and_where(Expr::col(role::Column::IsDefault).eq(true))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(UserRoles)
+        .columns([user_role::Column::UserId, user_role::Column::RoleId])
+        .select_from(select)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .to_owned();
+    db.execute(&insert).await.map(|_| ())
 }
 
 /// A user's role names and effective `resource:action` permissions, in one query.

@@ -45,6 +45,48 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser, now: DateTime<Utc>)
     .await
 }
 
+/// Inserts a user and gives it every default role, all or nothing. On PostgreSQL one
+/// statement does both (one round trip instead of five); elsewhere a transaction.
+pub async fn insert_with_default_roles(
+    db: &DatabaseConnection,
+    new: NewUser,
+    now: DateTime<Utc>,
+) -> Result<User, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        let txn = super::begin(db).await?;
+        let user = insert(&*txn, new, now).await?;
+        super::rbac::grant_default_roles(&*txn, user.id).await?;
+        txn.commit().await?;
+        return Ok(user);
+    }
+    let email_lower = new.email.to_lowercase();
+    let username_lower = new.username.as_ref().map(|u| u.to_ascii_lowercase());
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "WITH u AS (INSERT INTO users (email, email_lower, username, username_lower, full_name, \
+                                       password_hash, is_active, is_admin, created_at, updated_at) \
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING *), \
+              g AS (INSERT INTO user_roles (user_id, role_id) \
+                    SELECT u.id, roles.id FROM u, roles WHERE roles.is_default) \
+         SELECT * FROM u",
+        [
+            new.email.into(),
+            email_lower.into(),
+            new.username.into(),
+            username_lower.into(),
+            new.full_name.into(),
+            new.password_hash.into(),
+            new.is_active.into(),
+            new.is_admin.into(),
+            now.into(),
+        ],
+    );
+    User::find_by_statement(statement)
+        .one(db)
+        .await?
+        .ok_or(DbErr::RecordNotInserted)
+}
+
 pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<User>, DbErr> {
     Users::find_by_id(id).one(db).await
 }

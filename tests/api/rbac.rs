@@ -438,3 +438,51 @@ backend_test!(
         assert_eq!(check.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 );
+
+/// The sorted names of the roles in a `GET /rbac/users/{id}/roles` answer.
+async fn role_names(app: &TestApp, admin: &str, user_id: i64) -> Vec<String> {
+    let r = app
+        .get(&format!("/rbac/users/{user_id}/roles"), Some(admin))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut names: Vec<String> = body(r)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|role| role["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+backend_test!(
+    async fn every_new_user_gets_the_default_roles_and_a_refused_one_gets_none(app) {
+        let admin = app.admin().await;
+        let t = Some(admin.token.as_str());
+        let read = permission_id(&app, &admin.token, "user:read").await;
+        let r = app.post_json("/rbac/roles", t, &json!({"name": "member", "is_default": true, "permission_ids": [read]})).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+
+        let r = app.post_json("/auth/register", None, &json!({"email": "newcomer@example.com", "password": PASSWORD})).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let newcomer = body(r).await["id"].as_i64().unwrap();
+        assert_eq!(role_names(&app, &admin.token, newcomer).await, ["member", "user"]);
+        let token = app.login("newcomer@example.com", PASSWORD).await;
+        let mine = body(app.get("/rbac/my-permissions", Some(&token)).await).await;
+        assert_eq!(mine["permissions"], json!(["user:read"]));
+
+        let r = app.post_json("/users/", t, &json!({"email": "staff@example.com", "password": PASSWORD})).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let staff = body(r).await["id"].as_i64().unwrap();
+        assert_eq!(role_names(&app, &admin.token, staff).await, ["member", "user"]);
+
+        // A registration refused for its email writes nothing: no user, no role assignment.
+        let r = app.post_json("/auth/register", None, &json!({"email": "NEWCOMER@example.com", "password": PASSWORD})).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let r = app.get("/rbac/users", t).await;
+        assert_eq!(r.headers()["x-total-count"], "3");
+        let assigned: usize = body(r).await.as_array().unwrap().iter().map(|u| u["roles"].as_array().unwrap().len()).sum();
+        assert_eq!(assigned, 2 + 2 + role_names(&app, &admin.token, admin.id).await.len());
+    }
+);
