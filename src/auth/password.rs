@@ -69,20 +69,34 @@ impl PasswordHasher {
     }
 
     /// Times `n` hashes run back to back on one hashing thread, in memory kept from one to
-    /// the next as a login flood runs them; microseconds each. For `bench/run.sh` only (the
-    /// hash-duration metric records the `n` as one sample).
+    /// the next as a login flood runs them; microseconds each. With `every_thread`, every
+    /// hashing thread does so at the same time, as in a flood that keeps them all busy, and
+    /// the answer holds all their timings. For `bench/run.sh` only (not recorded in the
+    /// hash-duration metric).
     #[cfg(feature = "bench")]
-    pub async fn time_back_to_back(&self, n: u32) -> anyhow::Result<Vec<u64>> {
-        self.run(move |scratch| {
-            (0..n)
-                .map(|_| {
-                    let started = Instant::now();
-                    hash_with(scratch, b"bench-password-123")?;
-                    Ok(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX))
-                })
-                .collect()
-        })
-        .await?
+    pub async fn time_back_to_back(&self, n: u32, every_thread: bool) -> anyhow::Result<Vec<u64>> {
+        let threads = if every_thread { self.pool.threads } else { 1 };
+        // All jobs are queued before any is awaited, so that each idle thread takes one.
+        let mut answers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (reply, answer) = oneshot::channel();
+            self.pool.submit(Box::new(move |scratch: &mut Scratch| {
+                let timings: anyhow::Result<Vec<u64>> = (0..n)
+                    .map(|_| {
+                        let started = Instant::now();
+                        hash_with(scratch, b"bench-password-123")?;
+                        Ok(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX))
+                    })
+                    .collect();
+                let _ = reply.send(timings);
+            }))?;
+            answers.push(answer);
+        }
+        let mut micros = Vec::with_capacity(threads * n as usize);
+        for answer in answers {
+            micros.extend(answer.await.context("password hashing task failed")??);
+        }
+        Ok(micros)
     }
 
     async fn run<T: Send + 'static>(
@@ -104,6 +118,8 @@ type Job = Box<dyn FnOnce(&mut Scratch) + Send + 'static>;
 /// when the last [`PasswordHasher`] clone is dropped (the channel closes).
 struct HashPool {
     jobs: crossbeam_channel::Sender<Job>,
+    #[cfg(feature = "bench")]
+    threads: usize,
 }
 
 impl HashPool {
@@ -132,7 +148,11 @@ impl HashPool {
                 })
                 .context("starting a password hashing thread")?;
         }
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            #[cfg(feature = "bench")]
+            threads,
+        })
     }
 
     fn submit(&self, job: Job) -> anyhow::Result<()> {
