@@ -83,8 +83,7 @@ pub async fn login(
     }
     let keys = throttle::Keys::new(login, client.address.as_deref());
     // A throttled attempt is refused before any hashing: guesses cost the attacker time, not us CPU.
-    let checked = throttle::check(core, &keys, core.clock.now()).await?;
-    let user = users::find_by_login(&core.db, login).await?;
+    let (checked, user) = throttle::check(core, &keys, login, core.clock.now()).await?;
     // Verify even when the user is unknown (against a dummy hash): same time, same answer.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let verified = core.hasher.check(password, stored).await?;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::{Core, ServiceError};
 use crate::domain::throttle::{Counter, Limits, retry_after_secs};
 use crate::store::entities::login_throttle::Model as Row;
+use crate::store::entities::user::Model as User;
 use crate::store::throttle;
 
 /// The keys a login attempt counts against.
@@ -65,14 +66,20 @@ pub struct Checked {
     account_counted: bool,
 }
 
-/// Refuses the attempt (429 with how long to wait) while either key must wait.
-pub async fn check(core: &Core, keys: &Keys, now: DateTime<Utc>) -> Result<Checked, ServiceError> {
-    if !core.throttle.enabled {
-        return Ok(Checked {
-            account_counted: false,
-        });
-    }
-    let rows = throttle::find(&core.db, &keys.all()).await?;
+/// Refuses the attempt (429 with how long to wait) while either key must wait; otherwise
+/// answers what it saw and the user `login` names, read with the counters (decision 86).
+pub async fn check(
+    core: &Core,
+    keys: &Keys,
+    login: &str,
+    now: DateTime<Utc>,
+) -> Result<(Checked, Option<User>), ServiceError> {
+    let counted = if core.throttle.enabled {
+        keys.all()
+    } else {
+        Vec::new()
+    };
+    let (rows, user) = throttle::find_with_user(&core.db, &counted, login).await?;
     let account_counted = rows.iter().any(|row| row.key == keys.account);
     let wait = rows
         .iter()
@@ -83,7 +90,7 @@ pub async fn check(core: &Core, keys: &Keys, now: DateTime<Utc>) -> Result<Check
         .max();
     match wait {
         Some(wait) => Err(ServiceError::Throttled(retry_after_secs(wait))),
-        None => Ok(Checked { account_counted }),
+        None => Ok((Checked { account_counted }, user)),
     }
 }
 

@@ -2,15 +2,66 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    IdenStatic, IntoActiveModel, QueryFilter, Statement,
+};
 
 use super::entities::login_throttle::{Column, Entity as Throttle, Model as Counter};
+use super::entities::user::Model as User;
 
 pub async fn find(db: &impl ConnectionTrait, keys: &[String]) -> Result<Vec<Counter>, DbErr> {
     Throttle::find()
         .filter(Column::Key.is_in(keys.iter().cloned()))
         .all(db)
         .await
+}
+
+/// The counters of `keys` (one or two of them) and the user `login` names, as a login needs
+/// them before it hashes. On PostgreSQL one statement answers both (decision 86); elsewhere two.
+pub async fn find_with_user(
+    db: &DatabaseConnection,
+    keys: &[String],
+    login: &str,
+) -> Result<(Vec<Counter>, Option<User>), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres || keys.len() > 2 {
+        let counters = if keys.is_empty() {
+            Vec::new()
+        } else {
+            find(db, keys).await?
+        };
+        return Ok((counters, super::users::find_by_login(db, login).await?));
+    }
+    let (column, key) = super::users::login_key(login);
+    // The counters come as one JSON array (never NULL), the user as the row's other columns,
+    // all NULL when nobody has that login. A key of NULL matches no counter.
+    let sql = format!(
+        "SELECT (SELECT coalesce(json_agg(t), '[]')::text FROM login_throttle t \
+                 WHERE t.key IN ($1, $2)) AS throttle_counters, u.* \
+         FROM (VALUES (1)) AS one (x) LEFT JOIN users u ON u.{} = $3",
+        column.as_str()
+    );
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        [
+            keys.first().cloned().into(),
+            keys.get(1).cloned().into(),
+            key.into(),
+        ],
+    );
+    let row = db
+        .query_one_raw(statement)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the login lookup answered no row".into()))?;
+    let counters: String = row.try_get("", "throttle_counters")?;
+    let counters = serde_json::from_str(&counters)
+        .map_err(|e| DbErr::Type(format!("throttle counters from PostgreSQL: {e}")))?;
+    let user = match row.try_get::<Option<i64>>("", "id")? {
+        Some(_) => Some(User::from_query_result(&row, "")?),
+        None => None,
+    };
+    Ok((counters, user))
 }
 
 /// Writes counters, replacing whatever the keys held.

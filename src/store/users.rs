@@ -124,13 +124,19 @@ pub(super) fn by_id_sql(backend: DbBackend) -> &'static str {
 /// Finds a user by email or username, ignoring letter case. Usernames cannot contain `@`, so
 /// the two never collide.
 pub async fn find_by_login(db: &impl ConnectionTrait, login: &str) -> Result<Option<User>, DbErr> {
+    let (column, key) = login_key(login);
+    Users::find().filter(column.eq(key)).one(db).await
+}
+
+/// The column a login is looked up in, and the value it must equal there.
+pub(super) fn login_key(login: &str) -> (Column, String) {
     let key = login.trim().to_lowercase();
     let column = if key.contains('@') {
         Column::EmailLower
     } else {
         Column::UsernameLower
     };
-    Users::find().filter(column.eq(key)).one(db).await
+    (column, key)
 }
 
 /// How `list` orders its results.

@@ -1,7 +1,7 @@
 use sea_orm::entity::prelude::*;
 
 /// Failed logins for one key: `a:<login>` for an account name, `i:<address>` for a client.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "login_throttle")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
