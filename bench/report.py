@@ -89,7 +89,7 @@ for key, title in groups:
         y += bar_h
     y += gap
 svg.append(f'<text x="10" y="{height - 12}" fill="#555">Peers: figures from issue 8. '
-           'Ours: bench/run.sh on a shared machine (other builds ran concurrently).</text>')
+           'Ours: bench/run.sh, load generator on the same 2 cores (docs/benchmarks.md gives machine and date).</text>')
 svg.append("</svg>")
 with open(os.path.join(out, "chart.svg"), "w") as f:
     f.write("\n".join(svg) + "\n")
