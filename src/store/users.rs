@@ -25,12 +25,23 @@ pub struct NewUser {
     pub is_admin: bool,
 }
 
+impl NewUser {
+    /// The lower-cased email and username the unique indexes hold, the same on every backend.
+    fn lowered(&self) -> (String, Option<String>) {
+        (
+            self.email.to_lowercase(),
+            self.username.as_ref().map(|u| u.to_ascii_lowercase()),
+        )
+    }
+}
+
 /// Inserts a user. A duplicate email or username fails with the database's unique violation.
 pub async fn insert(db: &impl ConnectionTrait, new: NewUser, now: DateTime<Utc>) -> Result<User, DbErr> {
+    let (email_lower, username_lower) = new.lowered();
     ActiveModel {
-        email_lower: Set(new.email.to_lowercase()),
+        email_lower: Set(email_lower),
         email: Set(new.email),
-        username_lower: Set(new.username.as_ref().map(|u| u.to_ascii_lowercase())),
+        username_lower: Set(username_lower),
         username: Set(new.username),
         full_name: Set(new.full_name),
         password_hash: Set(new.password_hash),
@@ -59,8 +70,7 @@ pub async fn insert_with_default_roles(
         txn.commit().await?;
         return Ok(user);
     }
-    let email_lower = new.email.to_lowercase();
-    let username_lower = new.username.as_ref().map(|u| u.to_ascii_lowercase());
+    let (email_lower, username_lower) = new.lowered();
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "WITH u AS (INSERT INTO users (email, email_lower, username, username_lower, full_name, \
