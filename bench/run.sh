@@ -234,9 +234,8 @@ PY
 # of the last: what the cores can hash together (decision 85). The one-core figure, cores ÷ the
 # quicker of the first two, is recorded beside it as hash_bound_one_core_rps; it overstates
 # what the cores can do at once wherever they share a cache or memory bandwidth. Called at
-# start-up and again right before each scenario that hashes, so that each is read against the
-# machine's speed of that moment (the same binary's hash time has moved by a quarter between
-# scenarios of one run). Binaries from before a timing answer only the older ones; without
+# start-up and again right before and right after each scenario that hashes, so that each is
+# read against the machine's speed around it (hashing_scenario). Binaries from before a timing answer only the older ones; without
 # the all-threads timing the one-core figure stands in for it. Leaves the two timings in
 # bound_all_us and bound_one_us for of_hash_bound.
 hash_bound() { # BACKEND [SCENARIO [before|after]]
