@@ -235,9 +235,9 @@ PY
 # quicker of the first two, is recorded beside it as hash_bound_one_core_rps; it overstates
 # what the cores can do at once wherever they share a cache or memory bandwidth. Called at
 # start-up and again right before and right after each scenario that hashes, so that each is
-# read against the machine's speed around it (hashing_scenario). Binaries from before a timing answer only the older ones; without
-# the all-threads timing the one-core figure stands in for it. Leaves the two timings in
-# bound_all_us and bound_one_us for of_hash_bound.
+# read against the machine's speed around it (hash_bracketed). Binaries from before a timing
+# answer only the older ones; without the all-threads timing the one-core figure stands in
+# for it. Leaves the two timings in bound_all_us and bound_one_us.
 hash_bound() { # BACKEND [SCENARIO [before|after]]
   local suffix=${2:+_${3:-before}_$2} hash_us reused_us all_us
   read -r hash_us reused_us all_us < <(curl -fs "http://$HOST:$PORT/_bench/argon2?n=20" | python3 -c "
@@ -258,36 +258,49 @@ print(median('hash_us'), median('hash_reused_us'), median('hash_all_threads_us')
   extra "$1" "hash_bound_one_core_rps$suffix" "$(echo "$(nproc) * 1000000 / $hash_us" | bc -l | xargs printf '%.1f')"
 }
 
-# Runs SCENARIO (the rest of the arguments go to `scenario`) between two timings of the hash,
-# and prints its requests/s as a share of the hash-bound limit over the scenario: cores ÷ the
-# quicker of the two timings, before and after (decision 87). One timing takes a second or
-# less, and the machine's hashing speed has moved by up to two thirds between two of them in
-# one run; what slows a timing is the rest of the machine, never the hash, so the quicker one
-# is the nearer to what the cores can do, and it is the stricter limit. The same for the
-# one-core figure.
-hashing_scenario() { # BACKEND SCENARIO LUA PATH ARGS...
-  local before_all before_one
-  hash_bound "$1" "$2"
-  before_all=$bound_all_us
-  before_one=$bound_one_us
-  scenario "$@"
-  hash_bound "$1" "$2" after
-  of_hash_bound "$1" "$2" "$2" "$before_all" "$before_one"
-}
-
-# Prints SCENARIO's requests/s as a share of the hash-bound limit around MEASURED (from the
-# quicker of the timing before it, given, and the one after it, last taken), and of the
-# one-core figure.
-of_hash_bound() { # BACKEND SCENARIO MEASURED BEFORE_ALL_US BEFORE_ONE_US
-  local rps bound one_core all_us=$bound_all_us one_us=$bound_one_us
-  ((${4} < all_us)) && all_us=$4
-  ((${5} < one_us)) && one_us=$5
-  rps=$(awk -F'\t' -v b="$1" -v s="$2" '$2 == b && $3 == s {r = $4} END {print r + 0}' "$results")
+# Runs COMMAND between two timings of the hash, each recorded under NAME, and prints
+# SCENARIO's requests/s (recorded by COMMAND) as a share of the hash-bound limit over it:
+# cores ÷ the quicker of the two timings, before and after (decision 87). One timing takes a
+# second or less, and the machine's hashing speed has moved by up to two thirds between two of
+# them in one run; what slows a timing is the rest of the machine, never the hash, so the
+# quicker one is the nearer to what the cores can do, and it is the stricter limit. The same
+# for the one-core figure.
+hash_bracketed() { # BACKEND NAME SCENARIO COMMAND...
+  local backend=$1 name=$2 measured=$3 all_us one_us rps bound one_core
+  shift 3
+  hash_bound "$backend" "$name"
+  all_us=$bound_all_us
+  one_us=$bound_one_us
+  "$@"
+  hash_bound "$backend" "$name" after
+  ((bound_all_us < all_us)) && all_us=$bound_all_us
+  ((bound_one_us < one_us)) && one_us=$bound_one_us
+  rps=$(awk -F'\t' -v b="$backend" -v s="$measured" '$2 == b && $3 == s {r = $4} END {print r + 0}' "$results")
   bound=$(echo "$(nproc) * 1000000 / $all_us" | bc -l | xargs printf '%.1f')
   one_core=$(echo "$(nproc) * 1000000 / $one_us" | bc -l | xargs printf '%.1f')
-  extra "$1" "hash_bound_rps_around_$3" "$bound"
-  extra "$1" "${2}_of_hash_bound_pct" "$(echo "100 * $rps / $bound" | bc -l | xargs printf '%.0f')"
-  extra "$1" "${2}_of_one_core_bound_pct" "$(echo "100 * $rps / $one_core" | bc -l | xargs printf '%.0f')"
+  extra "$backend" "hash_bound_rps_around_$name" "$bound"
+  extra "$backend" "${measured}_of_hash_bound_pct" "$(echo "100 * $rps / $bound" | bc -l | xargs printf '%.0f')"
+  extra "$backend" "${measured}_of_one_core_bound_pct" "$(echo "100 * $rps / $one_core" | bc -l | xargs printf '%.0f')"
+}
+
+# Two load generators at once: a login flood at full concurrency, and a small closed-loop
+# probe of /healthz (1 thread, 4 connections) that starts 2 s later and ends 2 s earlier.
+healthz_during_login_flood() { # BACKEND
+  local rss=$work/healthz.rss sampler flood line
+  : >"$rss"
+  sample_rss "$service_pid" "$rss" &
+  sampler=$!
+  pids+=("$sampler")
+  run_wrk login_flood login.lua "$DURATION" "$CONNECTIONS" "$THREADS" /auth/login \
+    user3@bench.example "$PASSWORD" >"$work/login_flood.result" &
+  flood=$!
+  pids+=("$flood")
+  sleep 2
+  line=$(run_wrk healthz get_auth.lua "$((DURATION > 5 ? DURATION - 4 : 1))" 4 1 /healthz none)
+  wait "$flood" || true
+  kill "$sampler" 2>/dev/null || true
+  record "$1" healthz_during_login "$line" "$rss"
+  record "$1" login_during_probe "$(cat "$work/login_flood.result")" "$rss"
 }
 
 cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
@@ -332,33 +345,12 @@ for backend in $BACKENDS; do
     done
     scenario "$backend" refresh refresh.lua /auth/refresh "$work/refresh-tokens" "$THREADS"
   fi
-  wants login && hashing_scenario "$backend" login login.lua /auth/login user2@bench.example "$PASSWORD"
-  wants register && hashing_scenario "$backend" register register.lua /auth/register "$LABEL$$" "$PASSWORD"
-  if wants healthz_login; then
-    hash_bound "$backend" healthz_login
-    before_all=$bound_all_us
-    before_one=$bound_one_us
-    # Two load generators at once: a login flood at full concurrency, and a small closed-loop
-    # probe of /healthz (1 thread, 4 connections) that starts 2 s later and ends 2 s earlier.
-    rss=$work/healthz.rss
-    : >"$rss"
-    sample_rss "$service_pid" "$rss" &
-    sampler=$!
-    pids+=("$sampler")
-    run_wrk login_flood login.lua "$DURATION" "$CONNECTIONS" "$THREADS" /auth/login \
-      user3@bench.example "$PASSWORD" >"$work/login_flood.result" &
-    flood=$!
-    pids+=("$flood")
-    sleep 2
-    probe_dur=$((DURATION > 5 ? DURATION - 4 : 1))
-    line=$(run_wrk healthz get_auth.lua "$probe_dur" 4 1 /healthz none)
-    wait "$flood" || true
-    kill "$sampler" 2>/dev/null || true
-    record "$backend" healthz_during_login "$line" "$rss"
-    record "$backend" login_during_probe "$(cat "$work/login_flood.result")" "$rss"
-    hash_bound "$backend" healthz_login after
-    of_hash_bound "$backend" login_during_probe healthz_login "$before_all" "$before_one"
-  fi
+  wants login && hash_bracketed "$backend" login login \
+    scenario "$backend" login login.lua /auth/login user2@bench.example "$PASSWORD"
+  wants register && hash_bracketed "$backend" register register \
+    scenario "$backend" register register.lua /auth/register "$LABEL$$" "$PASSWORD"
+  wants healthz_login && hash_bracketed "$backend" healthz_login login_during_probe \
+    healthz_during_login_flood "$backend"
   extra "$backend" rss_after_load_mib "$(echo "$(rss_kib "$service_pid") / 1024" | bc -l | xargs printf '%.1f')"
   stop_service
   if [[ $backend == postgres ]]; then
