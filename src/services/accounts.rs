@@ -264,5 +264,8 @@ pub async fn authenticate(core: &Core, token: &str) -> Result<Caller, ServiceErr
     if Some(grant.user.id) != claims.user_id() || !live || !grant.user.is_active {
         return Err(INVALID);
     }
-    Ok(Caller::new(grant.user, claims.sid, grant.roles, grant.permissions).confirmed_at(grant.confirmed))
+    Ok(
+        Caller::new(grant.user, claims.sid.clone(), grant.roles, grant.permissions)
+            .confirmed_at(grant.confirmed),
+    )
 }

@@ -87,7 +87,13 @@ async fn direct_answers_match(app: &TestApp, reads: &Direct) {
             .expect("the user exists");
         assert_eq!(direct, orm);
 
-        let sid = app.core.tokens.verify(token, app.clock.now()).unwrap().sid;
+        let sid = app
+            .core
+            .tokens
+            .verify(token, app.clock.now())
+            .unwrap()
+            .sid
+            .clone();
         let direct = reads
             .session_grant(&sid, app.clock.now())
             .await
@@ -106,7 +112,13 @@ async fn direct_answers_match(app: &TestApp, reads: &Direct) {
     let filled = reads.user(user.id, None).await.unwrap().unwrap();
     assert!(filled.birth_date.is_some() && filled.preferences.is_some() && filled.last_login_at.is_some());
     let admin_grant = {
-        let sid = app.core.tokens.verify(&admin.token, app.clock.now()).unwrap().sid;
+        let sid = app
+            .core
+            .tokens
+            .verify(&admin.token, app.clock.now())
+            .unwrap()
+            .sid
+            .clone();
         reads.session_grant(&sid, app.clock.now()).await.unwrap().unwrap()
     };
     assert!(
@@ -124,7 +136,13 @@ async fn direct_answers_match(app: &TestApp, reads: &Direct) {
     ));
 
     // A logout is seen by the very next direct read.
-    let sid = app.core.tokens.verify(&user.token, app.clock.now()).unwrap().sid;
+    let sid = app
+        .core
+        .tokens
+        .verify(&user.token, app.clock.now())
+        .unwrap()
+        .sid
+        .clone();
     assert_eq!(app.post("/auth/logout", t).await.status(), StatusCode::NO_CONTENT);
     assert!(
         reads
