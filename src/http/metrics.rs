@@ -4,13 +4,15 @@
 //! (registrations, logins, refreshes) are derived here from the route and the status as well,
 //! which keeps the services free of metrics: the status already says how the use case ended.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -31,27 +33,69 @@ pub const UNMATCHED: &str = "<unmatched>";
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
-    let path = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED.to_owned(), |p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
+    let path = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let status = response.status().as_u16();
-    if let Some(event) = domain_event(method, &path, status) {
+    if let Some(event) = domain_event(method, path, status) {
         match event {
             Event::Registered => counter!(USERS_REGISTERED).increment(1),
             Event::Login(result) => counter!(LOGINS, "result" => result).increment(1),
             Event::Refresh(result) => counter!(TOKEN_REFRESH, "result" => result).increment(1),
         }
     }
+    record_request(method, path, status, started.elapsed().as_secs_f64());
+    response
+}
+
+/// One request series: its method and status, and the handles of its two metrics.
+type Series = (&'static str, u16, Histogram, Counter);
+
+thread_local! {
+    /// The request series this thread has recorded, by route. Naming a series by its labels
+    /// costs a registry lookup and a dozen small allocations, twice a request; a handle costs
+    /// an atomic add. Bounded by routes × methods × statuses, as the series themselves are.
+    static SERIES: RefCell<HashMap<Box<str>, Vec<Series>>> = RefCell::default();
+}
+
+fn record_request(method: &'static str, path: &str, status: u16, seconds: f64) {
+    // Handles are only kept once the recorder is in place: taken before, they would record
+    // nowhere for good.
+    if telemetry::metrics::handle().is_none() {
+        let (duration, total) = register_series(method, path, status);
+        duration.record(seconds);
+        total.increment(1);
+        return;
+    }
+    SERIES.with_borrow_mut(|series| {
+        let by_route = match series.get_mut(path) {
+            Some(by_route) => by_route,
+            None => series.entry(path.into()).or_default(),
+        };
+        let at = match by_route.iter().position(|s| s.0 == method && s.1 == status) {
+            Some(at) => at,
+            None => {
+                let (duration, total) = register_series(method, path, status);
+                by_route.push((method, status, duration, total));
+                by_route.len() - 1
+            }
+        };
+        let (_, _, duration, total) = &by_route[at];
+        duration.record(seconds);
+        total.increment(1);
+    });
+}
+
+fn register_series(method: &str, path: &str, status: u16) -> (Histogram, Counter) {
     let labels = [
         ("method", method.to_owned()),
-        ("path", path),
+        ("path", path.to_owned()),
         ("status", status.to_string()),
     ];
-    histogram!(HTTP_REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
-    counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
-    response
+    (
+        histogram!(HTTP_REQUEST_DURATION, &labels),
+        counter!(HTTP_REQUESTS_TOTAL, &labels),
+    )
 }
 
 /// Standard methods by name; anything else (clients may invent methods) shares one label.

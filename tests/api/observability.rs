@@ -169,6 +169,31 @@ backend_test!(
 );
 
 backend_test!(
+    async fn every_request_moves_its_own_series_not_only_the_first(app) {
+        let admin = app.admin().await;
+        let own = format!("/users/{}", admin.id);
+        let ok = [("method", "GET"), ("path", "/users/{id}"), ("status", "200")];
+        let missing = [("method", "GET"), ("path", "/users/{id}"), ("status", "404")];
+        // Series are process-wide and other tests run beside this one: counts only grow, so
+        // each must have grown by at least what this test sent.
+        let before = scrape(&app).await;
+        for _ in 0..4 {
+            assert_eq!(app.get(&own, Some(&admin.token)).await.status(), StatusCode::OK);
+        }
+        for _ in 0..3 {
+            assert_eq!(app.get("/users/987654", Some(&admin.token)).await.status(), StatusCode::NOT_FOUND);
+        }
+        let after = scrape(&app).await;
+        for (labels, sent) in [(&ok, 4.0), (&missing, 3.0)] {
+            for name in ["http_requests_total", "http_request_duration_seconds_count"] {
+                let grown = after.sum(name, labels) - before.sum(name, labels);
+                assert!(grown >= sent, "{name}{labels:?} grew by {grown}, {sent} sent");
+            }
+        }
+    }
+);
+
+backend_test!(
     async fn registrations_logins_and_refreshes_move_their_counters(app) {
         let before = scrape(&app).await;
         let admin = app.admin().await; // one successful login
