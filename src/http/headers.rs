@@ -1,7 +1,7 @@
 //! Security headers on every response, and CORS when origins are configured.
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -10,6 +10,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 /// a policy that lets Swagger UI's own scripts and styles (served from here) work and nothing
 /// else.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// A constant, so the name is not parsed again for every response.
+const CROSS_ORIGIN_OPENER_POLICY: HeaderName = HeaderName::from_static("cross-origin-opener-policy");
 const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                         img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; \
                         base-uri 'none'; form-action 'none'";
@@ -21,6 +23,8 @@ pub async fn security(request: Request, next: Next) -> Response {
     };
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    // Room for all five at once: the map grows once instead of rehashing on the way.
+    headers.reserve(5);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -32,7 +36,7 @@ pub async fn security(request: Request, next: Next) -> Response {
         HeaderValue::from_static(if docs { DOCS_CSP } else { API_CSP }),
     );
     headers.insert(
-        "cross-origin-opener-policy",
+        CROSS_ORIGIN_OPENER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
     response
