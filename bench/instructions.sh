@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Instructions a request costs in the service's own process, counted by valgrind's callgrind:
+# the same figure for the same binary and requests whatever else the machine is doing, where
+# wrk's requests/s on these machines moves by 15 % between runs. User space only (the kernel's
+# share of a request, mostly loopback TCP, is not counted), and the SHA-256 of the JWT check
+# runs callgrind's software path rather than the CPU's SHA instructions, so read it to compare
+# two binaries, not as time. See docs/benchmarks.md.
+#
+#   bench/instructions.sh                          # GET /_bench/static and /auth/me, 3,000 each
+#   BIN=/path/to/users-api ROUTES="/auth/me /users/1" REQUESTS=5000 bench/instructions.sh
+#
+# Environment (all optional): BIN (a binary built with --features bench; built when not given),
+# ROUTES (GET routes, asked with the admin's token), REQUESTS (per route, default 3000),
+# PORT (default 18462), LOG_LEVEL (default info, as deployed).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+ROUTES=${ROUTES:-"/_bench/static /auth/me"}
+REQUESTS=${REQUESTS:-3000}
+PORT=${PORT:-18462}
+PASSWORD='BenchPassw0rd!2026'
+
+if ! [[ $REQUESTS =~ ^[0-9]+$ ]] || ((REQUESTS < 100 || REQUESTS > 100000)); then
+  echo "REQUESTS must be 100..100000" >&2
+  exit 2
+fi
+command -v valgrind >/dev/null || { echo "installing valgrind"; apt-get install -y valgrind >/dev/null; }
+for tool in curl python3 callgrind_control; do
+  command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 2; }
+done
+if [[ -z ${BIN:-} ]]; then
+  echo "building the release binary (cargo build --release --features bench)"
+  (cd "$root" && cargo build --release --features bench --quiet)
+  BIN=${CARGO_TARGET_DIR:-$root/target}/release/users-api
+fi
+
+work=$(mktemp -d /tmp/users-api-instructions.XXXXXX)
+service=""
+cleanup() {
+  [[ -n $service ]] && kill "$service" 2>/dev/null && wait "$service" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export JWT_SECRET_KEY=bench-signing-key-bench-signing-key-0123456789 AUTH_RATE_PER_SECOND=0
+export APP_ENV=production LOG_FORMAT=json HOST=127.0.0.1 PORT DATA_DIR=$work/data
+export LOG_LEVEL=${LOG_LEVEL:-info} DATABASE_URL=sqlite://$work/users.db
+"$BIN" migrate up >/dev/null
+printf '%s\n' "$PASSWORD" | "$BIN" create-admin --email admin@bench.example --username benchadmin >/dev/null
+
+# Sends N GETs over 4 keep-alive connections in turn, one at a time, and checks each is a 200.
+load() { # ROUTE N TOKEN
+  python3 - "$PORT" "$@" <<'PY'
+import socket, sys
+port, path, n, token = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+request = f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+bufs = [b""] * 4
+for k in range(n):
+    c, buf = conns[k % 4], bufs[k % 4]
+    c.sendall(request)
+    while b"\r\n\r\n" not in buf:
+        buf += c.recv(65536)
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:"))
+    while len(rest) < length:
+        rest += c.recv(65536)
+    if not head.startswith(b"HTTP/1.1 200"):
+        sys.exit(f"{path}: {head.splitlines()[0].decode()}")
+    bufs[k % 4] = rest[length:]
+PY
+}
+
+for route in $ROUTES; do
+  out=$work/callgrind.out
+  # Instrumented only between the warm-up and the end of the measured requests.
+  valgrind --tool=callgrind --callgrind-out-file="$out" --instr-atstart=no \
+    "$BIN" serve >"$work/service.log" 2>&1 &
+  service=$!
+  for _ in $(seq 1 600); do
+    curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  token=$(curl -fs -X POST "http://127.0.0.1:$PORT/auth/login" \
+    --data-urlencode username=admin@bench.example --data-urlencode "password=$PASSWORD" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  load "$route" 300 "$token"
+  callgrind_control -i on "$service" >/dev/null 2>&1
+  load "$route" "$REQUESTS" "$token"
+  callgrind_control -i off "$service" >/dev/null 2>&1
+  callgrind_control -d "$service" >/dev/null 2>&1
+  kill "$service"
+  wait "$service" 2>/dev/null || true
+  service=""
+  total=$(cat "$out"* | awk '/^(summary|totals):/ {if ($2 > max) max = $2} END {print max + 0}')
+  echo "GET $route: $((total / REQUESTS)) instructions a request ($REQUESTS requests, $(basename "$BIN"))"
+  rm -f "$out"*
+done
