@@ -9,6 +9,14 @@
 //! wait for the writer, and a busy timeout of zero makes the rare reader that would (WAL
 //! recovery) fail at once instead of sleeping on the worker.
 //!
+//! The auth lookup and the user lookup keep their answers while the file stands still (decision
+//! 92). Before each, the connection asks SQLite's `PRAGMA data_version`, which changes when any
+//! other connection, of this process or another, has committed since that connection last
+//! asked; a change, or a connection that has never asked, forgets everything kept. An answer
+//! is kept only if nothing was forgotten between that question and its read, so nothing is
+//! served that a commit before the question could have changed. Answers of "none" are never
+//! kept.
+//!
 //! Each lookup gives exactly what the sea-orm query would give, or nothing: when a read fails
 //! for any reason (busy, a value stored in a form not parsed here, a file that went away) the
 //! caller gets `None` and asks sqlx, which waits for locks and reports errors the usual way.
@@ -19,8 +27,11 @@
 //! a connection of its own, in the database's [write turn](super::write_turn) like any other
 //! write transaction of this process, and writes timestamps exactly as sqlx does.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -36,11 +47,17 @@ use super::sessions::{self, SessionGrant};
 
 /// Connections kept open between lookups; more are opened when more lookups run at once.
 const IDLE_CONNECTIONS: usize = 8;
+/// Answers kept of each kind, at most; when full, all of that kind are forgotten.
+const KEEP: usize = 4096;
 
 /// A database file's direct connections: a stack of read connections and one writer.
 pub struct SqliteDirect {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Reader>>,
+    /// Answers of the auth and user lookups, while nobody has committed (see the module docs).
+    kept: Mutex<Kept>,
+    /// Lookups answered from `kept`, for tests.
+    kept_served: AtomicU64,
     /// The connection rotations write with, between rotations.
     writer: Mutex<Option<Connection>>,
     /// The file's write turn, shared with `store::begin`.
@@ -70,6 +87,8 @@ impl SqliteDirect {
         Some(Arc::new(Self {
             path,
             idle: Mutex::new(Vec::new()),
+            kept: Mutex::default(),
+            kept_served: AtomicU64::new(0),
             writer: Mutex::new(None),
             turn: super::turn_of(db),
         }))
@@ -78,9 +97,15 @@ impl SqliteDirect {
     /// A session's state, its user and the user's grants: the same answer as
     /// [`sessions::find_with_user_and_grants`], or `None` to ask it instead.
     pub fn session_grant(&self, session_id: &str) -> Option<Option<SessionGrant>> {
-        self.read(|conn| {
+        self.read(|reader| {
+            let generation = self.confirm(reader)?;
+            if let Some(grant) = self.kept_answer(|kept| kept.grants.get(session_id)) {
+                return Ok(Some(grant));
+            }
             let sql = sessions::auth_sql(DbBackend::Sqlite);
-            conn.prepare_cached(sql)?
+            let found = reader
+                .conn
+                .prepare_cached(sql)?
                 .query_row([session_id], |row| {
                     // After the user's columns: the session's expiry and revocation, then the
                     // two name lists (`sessions::auth_sql`).
@@ -94,25 +119,101 @@ impl SqliteDirect {
                         confirmed: None,
                     })
                 })
-                .optional()
+                .optional()?;
+            if let Some(grant) = &found {
+                self.keep(generation, |kept| &mut kept.grants, session_id.to_owned(), grant);
+            }
+            Ok(found)
         })
     }
 
     /// A user by id, as committed: the same answer as [`super::users::find`] outside a
     /// transaction, or `None` to ask it instead.
     pub fn user(&self, id: i64) -> Option<Option<User>> {
-        self.read(|conn| {
-            conn.prepare_cached(super::users::by_id_sql(DbBackend::Sqlite))?
+        self.read(|reader| {
+            let generation = self.confirm(reader)?;
+            if let Some(found) = self.kept_answer(|kept| kept.users.get(&id)) {
+                return Ok(Some(found));
+            }
+            let found = reader
+                .conn
+                .prepare_cached(super::users::by_id_sql(DbBackend::Sqlite))?
                 .query_row([id], user)
-                .optional()
+                .optional()?;
+            if let Some(found) = &found {
+                self.keep(generation, |kept| &mut kept.users, id, found);
+            }
+            Ok(found)
         })
+    }
+
+    /// Asks the connection whether another connection has committed since it last asked, and
+    /// forgets everything kept if one has, or if this connection has never asked (what was
+    /// committed before it opened is unknown to it). Returns the generation of what is kept
+    /// now: an answer read after this may be kept only while that generation stands.
+    fn confirm(&self, reader: &mut Reader) -> rusqlite::Result<u64> {
+        let version: i64 = reader
+            .conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |row| row.get(0))?;
+        let mut kept = self.kept();
+        if reader.seen != Some(version) {
+            kept.generation += 1;
+            kept.grants.clear();
+            kept.users.clear();
+            reader.seen = Some(version);
+        }
+        Ok(kept.generation)
+    }
+
+    /// A kept answer, copied out of the lock.
+    fn kept_answer<T: Clone>(&self, find: impl FnOnce(&Kept) -> Option<&Arc<T>>) -> Option<T> {
+        let found = find(&self.kept()).cloned()?;
+        self.kept_served.fetch_add(1, Ordering::Relaxed);
+        Some(T::clone(&found))
+    }
+
+    /// Keeps `answer`, read after a [`Self::confirm`] that returned `generation`, unless
+    /// something has been forgotten since.
+    fn keep<K: Eq + Hash, T: Clone>(
+        &self,
+        generation: u64,
+        map: fn(&mut Kept) -> &mut HashMap<K, Arc<T>>,
+        key: K,
+        answer: &T,
+    ) {
+        let mut kept = self.kept();
+        if kept.generation != generation {
+            return;
+        }
+        let map = map(&mut kept);
+        if map.len() >= KEEP {
+            map.clear();
+        }
+        map.insert(key, Arc::new(answer.clone()));
+    }
+
+    fn kept(&self) -> MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many lookups were answered from what was kept.
+    pub fn kept_served(&self) -> u64 {
+        self.kept_served.load(Ordering::Relaxed)
+    }
+
+    /// The database file these connections open.
+    pub fn file(&self) -> &Path {
+        &self.path
     }
 
     /// A refresh token by its hash, its session and whether the session's user is active: the
     /// same answer as [`sessions::find_refresh`], or `None` to ask it instead.
     pub fn refresh_token(&self, token_hash: &str) -> Option<Option<(RefreshToken, Session, bool)>> {
-        self.read(|conn| {
-            conn.prepare_cached(REFRESH_BY_HASH)?
+        self.read(|reader| {
+            reader
+                .conn
+                .prepare_cached(REFRESH_BY_HASH)?
                 .query_row([token_hash], |row| {
                     // Columns by position, in the order `REFRESH_BY_HASH` lists them.
                     let token = RefreshToken {
@@ -193,24 +294,24 @@ impl SqliteDirect {
         Ok(spent)
     }
 
-    fn read<T>(&self, lookup: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Option<T> {
+    fn read<T>(&self, lookup: impl FnOnce(&mut Reader) -> rusqlite::Result<T>) -> Option<T> {
         let pooled = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let conn = match pooled {
-            Some(conn) => conn,
+        let mut reader = match pooled {
+            Some(reader) => reader,
             None => match self.open(Access::Read) {
-                Ok(conn) => conn,
+                Ok(conn) => Reader { conn, seen: None },
                 Err(err) => {
                     tracing::debug!(error = %err, "opening a SQLite read connection failed");
                     return None;
                 }
             },
         };
-        let result = lookup(&conn);
+        let result = lookup(&mut reader);
         match result {
             Ok(answer) => {
                 let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
                 if idle.len() < IDLE_CONNECTIONS {
-                    idle.push(conn);
+                    idle.push(reader);
                 }
                 Some(answer)
             }
@@ -243,6 +344,20 @@ impl SqliteDirect {
         }
         Ok(conn)
     }
+}
+
+/// A read connection, and the data version it saw when it last asked (`None`: never).
+struct Reader {
+    conn: Connection,
+    seen: Option<i64>,
+}
+
+/// Answers kept while nobody commits, and how many times everything kept was forgotten.
+#[derive(Default)]
+struct Kept {
+    generation: u64,
+    grants: HashMap<String, Arc<SessionGrant>>,
+    users: HashMap<i64, Arc<User>>,
 }
 
 #[derive(Clone, Copy)]

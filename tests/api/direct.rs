@@ -221,6 +221,101 @@ async fn a_timestamp_only_sqlx_parses_is_still_served() {
     assert_eq!(body(me).await["id"], user.id);
 }
 
+/// A SQLite file's auth and user lookups keep their answers while nobody commits: repeated
+/// requests are served from what was kept, and a commit by anyone, through the service's own
+/// pool or through another connection to the file as a second process would make it, is seen
+/// by the very next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_kept_answers_last_exactly_until_someone_commits() {
+    let app = sqlite_app().await;
+    let reads = app.core.sqlite_direct().unwrap();
+    let admin = app.admin().await;
+    let user = app.user().await;
+    let user_path = format!("/users/{}", user.id);
+    let me = || app.get("/auth/me", Some(&user.token));
+    let read_user = || app.get(&user_path, Some(&admin.token));
+    let name = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), StatusCode::OK);
+        body(response).await["full_name"].clone()
+    };
+
+    let served = reads.kept_served();
+    for _ in 0..3 {
+        assert_eq!(me().await.status(), StatusCode::OK);
+        assert_eq!(read_user().await.status(), StatusCode::OK);
+    }
+    // Three lookups a round (the user's session, the admin's, the user read), read in the
+    // first round and kept in the next two.
+    assert!(
+        reads.kept_served() >= served + 6,
+        "served from what was kept: {} -> {}",
+        served,
+        reads.kept_served()
+    );
+
+    // Another connection to the file, as another process (a CLI command, say) would have.
+    let other = rusqlite::Connection::open(reads.file()).unwrap();
+    other.busy_timeout(Duration::from_secs(5)).unwrap();
+    other
+        .execute(
+            "UPDATE users SET full_name = 'Another Process' WHERE id = ?1",
+            [user.id],
+        )
+        .unwrap();
+    assert_eq!(name(me().await).await, "Another Process");
+    assert_eq!(name(read_user().await).await, "Another Process");
+    let served = reads.kept_served();
+    assert_eq!(name(me().await).await, "Another Process");
+    assert!(reads.kept_served() > served, "kept again once read again");
+
+    // Through the service's own pool: a role granted by hand counts on the next request, and
+    // so does a permission taken away.
+    assert_eq!(
+        app.get("/rbac/roles", Some(&user.token)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    by_hand(
+        &app,
+        &format!(
+            "INSERT INTO user_roles (user_id, role_id) SELECT {}, id FROM roles WHERE name = 'admin'",
+            user.id
+        ),
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.get("/rbac/roles", Some(&user.token)).await.status(),
+            StatusCode::OK
+        );
+    }
+    by_hand(
+        &app,
+        "DELETE FROM role_permissions WHERE role_id = (SELECT id FROM roles WHERE name = 'admin')",
+    )
+    .await;
+    assert_eq!(
+        app.get("/rbac/roles", Some(&user.token)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // A session revoked from outside, and a user deactivated by hand, are refused at once.
+    assert_eq!(me().await.status(), StatusCode::OK);
+    other
+        .execute(
+            "UPDATE sessions SET revoked_at = '2026-01-01T00:00:00+00:00' WHERE user_id = ?1",
+            [user.id],
+        )
+        .unwrap();
+    assert_eq!(me().await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(read_user().await.status(), StatusCode::OK);
+    by_hand(
+        &app,
+        &format!("UPDATE users SET is_active = 0 WHERE id = {}", admin.id),
+    )
+    .await;
+    assert_eq!(read_user().await.status(), StatusCode::UNAUTHORIZED);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_rotation_writes_what_sqlx_writes() {
     use sea_orm::{DbBackend, Statement};
