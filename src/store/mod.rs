@@ -21,10 +21,17 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use self::entities::user::Model as User;
-pub use self::pg_direct::Confirmed;
 use self::pg_direct::PgDirect;
 use self::sessions::SessionGrant;
 use self::sqlite_direct::SqliteDirect;
+
+/// What the auth lookup of the current request confirmed, when [`Direct`] answered it: on
+/// PostgreSQL the auth epoch read by a query sent during the request, on SQLite the generation
+/// of kept answers that a `PRAGMA data_version` asked during the request left standing. An
+/// answer kept at it is exact as of that moment, so the request's later lookups may serve it
+/// without asking the database again (decisions 82, 93). Only the direct lookups make one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirmed(i64);
 
 /// The per-request lookups that skip sea-orm, on the backends that have them: on the calling
 /// thread for a SQLite file, pipelined for PostgreSQL. Each answers `None` when the caller
@@ -55,7 +62,7 @@ impl Direct {
     /// See [`users::find_committed`].
     pub async fn user(&self, id: i64, confirmed: Option<Confirmed>) -> Option<Option<User>> {
         match self {
-            Self::Sqlite(direct) => direct.user(id),
+            Self::Sqlite(direct) => direct.user(id, confirmed),
             Self::Postgres(direct) => direct.user(id, confirmed).await,
         }
     }

@@ -53,6 +53,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{MakeTlsConnect, NoTlsStream, TlsConnect};
 use tokio_postgres::{Client, Config, Row, Socket, Statement};
 
+use super::Confirmed;
 use super::entities::user::{Column as UserColumn, Model as User};
 use super::sessions::{self, SessionGrant};
 use super::users::by_id_sql;
@@ -71,13 +72,6 @@ const KEEP: usize = 4096;
 
 /// The auth epoch: the sum over `auth_epoch`'s rows.
 const EPOCH_SQL: &str = "SELECT COALESCE(sum(n), 0)::bigint FROM auth_epoch";
-
-/// An auth epoch read by a query sent during the current request: by the auth lookup's own
-/// statement, or by the epoch query that confirmed its kept answer. An answer kept at this
-/// epoch is exact as of that query, so later lookups of the same request may serve it without
-/// asking the database again. Only [`PgDirect`] makes one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Confirmed(i64);
 
 /// Clients shared by every request, each with its prepared statements.
 pub struct PgDirect {

@@ -55,8 +55,8 @@ pub struct SessionGrant {
     pub roles: Vec<String>,
     /// `resource:action` of every permission those roles grant, sorted.
     pub permissions: Vec<String>,
-    /// The auth epoch this answer was read or confirmed at, when it came from [`Direct`] on
-    /// PostgreSQL: the request's later lookups pass it on (see [`super::Confirmed`]).
+    /// What the lookup confirmed, when [`Direct`] answered it: the request's later lookups
+    /// pass it on (see [`super::Confirmed`]).
     pub confirmed: Option<super::Confirmed>,
 }
 

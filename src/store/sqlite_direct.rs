@@ -15,7 +15,9 @@
 //! asked; a change, or a connection that has never asked, forgets everything kept. An answer
 //! is kept only if nothing was forgotten between that question and its read, so nothing is
 //! served that a commit before the question could have changed. Answers of "none" are never
-//! kept.
+//! kept. The auth lookup hands back the generation its question left standing ([`Confirmed`]);
+//! the user lookup of the same request serves an answer kept at that generation without asking
+//! again, as the PostgreSQL lookups do with their epoch (decision 93).
 //!
 //! Each lookup gives exactly what the sea-orm query would give, or nothing: when a read fails
 //! for any reason (busy, a value stored in a form not parsed here, a file that went away) the
@@ -40,6 +42,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 use sea_orm::Iterable;
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr};
 
+use super::Confirmed;
 use super::entities::refresh_token::Model as RefreshToken;
 use super::entities::session::Model as Session;
 use super::entities::user::{Column as UserColumn, Model as User};
@@ -58,6 +61,8 @@ pub struct SqliteDirect {
     kept: Mutex<Kept>,
     /// Lookups answered from `kept`, for tests.
     kept_served: AtomicU64,
+    /// `PRAGMA data_version` questions asked, for tests.
+    version_checks: AtomicU64,
     /// The connection rotations write with, between rotations.
     writer: Mutex<Option<Connection>>,
     /// The file's write turn, shared with `store::begin`.
@@ -89,18 +94,21 @@ impl SqliteDirect {
             idle: Mutex::new(Vec::new()),
             kept: Mutex::default(),
             kept_served: AtomicU64::new(0),
+            version_checks: AtomicU64::new(0),
             writer: Mutex::new(None),
             turn: super::turn_of(db),
         }))
     }
 
     /// A session's state, its user and the user's grants: the same answer as
-    /// [`sessions::find_with_user_and_grants`], or `None` to ask it instead.
+    /// [`sessions::find_with_user_and_grants`], or `None` to ask it instead. The answer carries
+    /// the generation it was confirmed at.
     pub fn session_grant(&self, session_id: &str) -> Option<Option<SessionGrant>> {
         self.read(|reader| {
             let generation = self.confirm(reader)?;
+            let confirmed = Some(Confirmed(generation));
             if let Some(grant) = self.kept_answer(|kept| kept.grants.get(session_id)) {
-                return Ok(Some(grant));
+                return Ok(Some(SessionGrant { confirmed, ..grant }));
             }
             let sql = sessions::auth_sql(DbBackend::Sqlite);
             let found = reader
@@ -116,7 +124,7 @@ impl SqliteDirect {
                         revoked_at: optional_timestamp(row, after + 1)?,
                         roles: list(row, after + 2)?,
                         permissions: list(row, after + 3)?,
-                        confirmed: None,
+                        confirmed,
                     })
                 })
                 .optional()?;
@@ -128,8 +136,15 @@ impl SqliteDirect {
     }
 
     /// A user by id, as committed: the same answer as [`super::users::find`] outside a
-    /// transaction, or `None` to ask it instead.
-    pub fn user(&self, id: i64) -> Option<Option<User>> {
+    /// transaction, or `None` to ask it instead. `confirmed`: what this request's auth lookup
+    /// confirmed, if it ran here; an answer kept at that generation is served as it stands.
+    pub fn user(&self, id: i64, confirmed: Option<Confirmed>) -> Option<Option<User>> {
+        if let Some(Confirmed(generation)) = confirmed
+            && let Some(found) =
+                self.kept_answer(|kept| kept.users.get(&id).filter(|_| kept.generation == generation))
+        {
+            return Some(Some(found));
+        }
         self.read(|reader| {
             let generation = self.confirm(reader)?;
             if let Some(found) = self.kept_answer(|kept| kept.users.get(&id)) {
@@ -151,7 +166,8 @@ impl SqliteDirect {
     /// forgets everything kept if one has, or if this connection has never asked (what was
     /// committed before it opened is unknown to it). Returns the generation of what is kept
     /// now: an answer read after this may be kept only while that generation stands.
-    fn confirm(&self, reader: &mut Reader) -> rusqlite::Result<u64> {
+    fn confirm(&self, reader: &mut Reader) -> rusqlite::Result<i64> {
+        self.version_checks.fetch_add(1, Ordering::Relaxed);
         let version: i64 = reader
             .conn
             .prepare_cached("PRAGMA data_version")?
@@ -177,7 +193,7 @@ impl SqliteDirect {
     /// something has been forgotten since.
     fn keep<K: Eq + Hash, T: Clone>(
         &self,
-        generation: u64,
+        generation: i64,
         map: fn(&mut Kept) -> &mut HashMap<K, Arc<T>>,
         key: K,
         answer: &T,
@@ -200,6 +216,11 @@ impl SqliteDirect {
     /// How many lookups were answered from what was kept.
     pub fn kept_served(&self) -> u64 {
         self.kept_served.load(Ordering::Relaxed)
+    }
+
+    /// How many times a connection asked whether anyone had committed.
+    pub fn version_checks(&self) -> u64 {
+        self.version_checks.load(Ordering::Relaxed)
     }
 
     /// The database file these connections open.
@@ -355,7 +376,7 @@ struct Reader {
 /// Answers kept while nobody commits, and how many times everything kept was forgotten.
 #[derive(Default)]
 struct Kept {
-    generation: u64,
+    generation: i64,
     grants: HashMap<String, Arc<SessionGrant>>,
     users: HashMap<i64, Arc<User>>,
 }

@@ -201,7 +201,7 @@ async fn a_timestamp_only_sqlx_parses_is_still_served() {
     .unwrap();
     let reads = app.core.sqlite_direct().unwrap();
     assert_eq!(
-        reads.user(user.id),
+        reads.user(user.id, None),
         None,
         "the direct read gives up on this value"
     );
@@ -314,6 +314,44 @@ async fn sqlite_kept_answers_last_exactly_until_someone_commits() {
     )
     .await;
     assert_eq!(read_user().await.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Reading one user through kept answers on SQLite asks whether anyone committed once a
+/// request, not once per lookup: the user lookup takes the generation its request's auth lookup
+/// confirmed. A commit in between is still seen by the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_sqlite_user_read_asks_for_the_data_version_once() {
+    let app = sqlite_app().await;
+    let reads = app.core.sqlite_direct().unwrap();
+    let admin = app.admin().await;
+    let user = app.user().await;
+    let path = format!("/users/{}", user.id);
+    for _ in 0..2 {
+        assert_eq!(app.get(&path, Some(&admin.token)).await.status(), StatusCode::OK);
+    }
+    let (checks, served) = (reads.version_checks(), reads.kept_served());
+    for _ in 0..5 {
+        let r = app.get(&path, Some(&admin.token)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(body(r).await["email"], user.email.as_str());
+    }
+    assert_eq!(reads.version_checks() - checks, 5, "one question a request");
+    assert_eq!(
+        reads.kept_served() - served,
+        10,
+        "both lookups served from what was kept"
+    );
+
+    let other = rusqlite::Connection::open(reads.file()).unwrap();
+    other.busy_timeout(Duration::from_secs(5)).unwrap();
+    other
+        .execute(
+            "UPDATE users SET full_name = 'Seen At Once' WHERE id = ?1",
+            [user.id],
+        )
+        .unwrap();
+    let r = app.get(&path, Some(&admin.token)).await;
+    assert_eq!(body(r).await["full_name"], "Seen At Once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
