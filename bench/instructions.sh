@@ -11,7 +11,8 @@
 #
 # Environment (all optional): BIN (a binary built with --features bench; built when not given),
 # ROUTES (GET routes, asked with the admin's token), REQUESTS (per route, default 3000),
-# PORT (default 18462), LOG_LEVEL (default info, as deployed).
+# PORT (default 18462), LOG_LEVEL (default info, as deployed), PROFILES (a folder to keep each
+# route's callgrind output in, for callgrind_annotate; not kept by default).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -95,5 +96,10 @@ for route in $ROUTES; do
   service=""
   total=$(cat "$out"* | awk '/^(summary|totals):/ {if ($2 > max) max = $2} END {print max + 0}')
   echo "GET $route: $((total / REQUESTS)) instructions a request ($REQUESTS requests, $(basename "$BIN"))"
+  if [[ -n ${PROFILES:-} ]]; then
+    mkdir -p "$PROFILES"
+    name=$(echo "$route" | tr -c 'A-Za-z0-9\n' _)
+    for part in "$out"*; do cp "$part" "$PROFILES/callgrind$name${part#"$out"}"; done
+  fi
   rm -f "$out"*
 done

@@ -261,11 +261,9 @@ pub async fn authenticate(core: &Core, token: &str) -> Result<Caller, ServiceErr
         return Err(INVALID);
     };
     let live = grant.revoked_at.is_none() && grant.expires_at > now;
-    if Some(grant.user.id) != claims.user_id() || !live || !grant.user.is_active {
+    let user = &grant.grant.user;
+    if Some(user.id) != claims.user_id() || !live || !user.is_active {
         return Err(INVALID);
     }
-    Ok(
-        Caller::new(grant.user, claims.sid.clone(), grant.roles, grant.permissions)
-            .confirmed_at(grant.confirmed),
-    )
+    Ok(Caller::new(grant.grant, claims.sid.clone()).confirmed_at(grant.confirmed))
 }

@@ -3,9 +3,12 @@
 //! Routes never inspect flags or roles. A use case asks the [`Caller`] for a named
 //! [`Permission`], or for "self or permission", and proceeds only with the grant it gets back.
 
+use std::sync::Arc;
+
 use super::ServiceError;
 use crate::store::Confirmed;
 use crate::store::entities::user::Model as User;
+use crate::store::sessions::Grant;
 
 /// Permissions are named `resource:action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,13 +37,11 @@ impl Permission {
 /// The authenticated user behind a request, with the session the token belongs to.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub user: User,
+    /// The user, the names of their roles and the `resource:action` of every permission those
+    /// roles grant, shared with the lookup's kept answer.
+    grant: Arc<Grant>,
     pub session_id: String,
-    /// Names of the caller's roles.
-    pub roles: Vec<String>,
-    /// `resource:action` of every permission the caller's roles grant.
-    permissions: Vec<String>,
-    /// The auth epoch the lookup that found this caller saw (PostgreSQL's pipelined lookups).
+    /// What the lookup that found this caller confirmed, when a direct lookup did.
     confirmed: Option<Confirmed>,
 }
 
@@ -54,14 +55,22 @@ pub enum Access {
 }
 
 impl Caller {
-    pub fn new(user: User, session_id: String, roles: Vec<String>, permissions: Vec<String>) -> Self {
+    pub fn new(grant: Arc<Grant>, session_id: String) -> Self {
         Self {
-            user,
+            grant,
             session_id,
-            roles,
-            permissions,
             confirmed: None,
         }
+    }
+
+    /// The caller's account, as the auth lookup found it.
+    pub fn user(&self) -> &User {
+        &self.grant.user
+    }
+
+    /// Names of the caller's roles.
+    pub fn roles(&self) -> &[String] {
+        &self.grant.roles
     }
 
     /// The same caller, found by a lookup that saw the auth epoch `confirmed`.
@@ -76,8 +85,8 @@ impl Caller {
 
     /// The caller's effective permissions, `admin:all` included when the `is_admin` flag is set.
     pub fn permissions(&self) -> Vec<String> {
-        let mut all = self.permissions.clone();
-        if self.user.is_admin && !all.iter().any(|p| p == Permission::AdminAll.name()) {
+        let mut all = self.grant.permissions.clone();
+        if self.user().is_admin && !all.iter().any(|p| p == Permission::AdminAll.name()) {
             all.push(Permission::AdminAll.name().to_owned());
             all.sort();
         }
@@ -85,7 +94,7 @@ impl Caller {
     }
 
     pub fn id(&self) -> i64 {
-        self.user.id
+        self.user().id
     }
 
     /// `is_admin` and `admin:all` imply every permission.
@@ -94,8 +103,9 @@ impl Caller {
     }
 
     pub fn has_named(&self, name: &str) -> bool {
-        self.user.is_admin
+        self.user().is_admin
             || self
+                .grant
                 .permissions
                 .iter()
                 .any(|p| p == name || p == Permission::AdminAll.name())

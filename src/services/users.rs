@@ -1,5 +1,7 @@
 //! Reading, changing and deleting users, under the policy's rules.
 
+use std::sync::Arc;
+
 use sea_orm::ActiveValue::Set;
 
 use super::accounts::{self, NewAccount};
@@ -25,7 +27,7 @@ pub async fn list(
     Ok(users::list(&core.db, filter, skip, limit.min(MAX_PAGE)).await?)
 }
 
-pub async fn get(core: &Core, caller: &Caller, id: i64) -> Result<User, ServiceError> {
+pub async fn get(core: &Core, caller: &Caller, id: i64) -> Result<Arc<User>, ServiceError> {
     caller.require_self_or(id, Permission::UserRead)?;
     users::find_committed(&core.db, core.direct.as_ref(), id, caller.confirmed())
         .await?

@@ -60,7 +60,7 @@ impl Direct {
     }
 
     /// See [`users::find_committed`].
-    pub async fn user(&self, id: i64, confirmed: Option<Confirmed>) -> Option<Option<User>> {
+    pub async fn user(&self, id: i64, confirmed: Option<Confirmed>) -> Option<Option<Arc<User>>> {
         match self {
             Self::Sqlite(direct) => direct.user(id, confirmed),
             Self::Postgres(direct) => direct.user(id, confirmed).await,

@@ -55,7 +55,7 @@ use tokio_postgres::{Client, Config, Row, Socket, Statement};
 
 use super::Confirmed;
 use super::entities::user::{Column as UserColumn, Model as User};
-use super::sessions::{self, SessionGrant};
+use super::sessions::{self, Grant, SessionGrant};
 use super::users::by_id_sql;
 use crate::telemetry::metrics::{PIPELINED_ANSWERS, PIPELINED_LOOKUP_KINDS, PIPELINED_LOOKUPS};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr};
@@ -253,11 +253,13 @@ impl PgDirect {
                 |row| {
                     let after = UserColumn::Preferences as usize + 1;
                     let grant = SessionGrant {
-                        user: user(row)?,
+                        grant: Arc::new(Grant {
+                            user: user(row)?,
+                            roles: list(row, after + 2)?,
+                            permissions: list(row, after + 3)?,
+                        }),
                         expires_at: row.try_get(after)?,
                         revoked_at: row.try_get(after + 1)?,
-                        roles: list(row, after + 2)?,
-                        permissions: list(row, after + 3)?,
                         confirmed: None,
                     };
                     Ok((grant, row.try_get(after + 4)?))
@@ -268,7 +270,9 @@ impl PgDirect {
             return Some(None);
         };
         self.session_tally.read.increment(1);
-        self.keep(epoch, session_id.to_owned(), &grant, |k| &mut k.grants);
+        self.keep(epoch, session_id.to_owned(), Arc::new(grant.clone()), |k| {
+            &mut k.grants
+        });
         Some(Some(SessionGrant {
             confirmed: Some(Confirmed(epoch)),
             ..grant
@@ -277,10 +281,10 @@ impl PgDirect {
 
     /// [`super::users::find`]'s answer outside a transaction, or `None` to ask it instead.
     /// `confirmed`: the epoch this request's auth lookup saw, if it ran here.
-    pub async fn user(self: &Arc<Self>, id: i64, confirmed: Option<Confirmed>) -> Option<Option<User>> {
+    pub async fn user(self: &Arc<Self>, id: i64, confirmed: Option<Confirmed>) -> Option<Option<Arc<User>>> {
         if let Some((user, _)) = self.kept_answer(&id, |k| &mut k.users, |_| true, confirmed).await {
             self.user_tally.kept.increment(1);
-            return Some(Some(User::clone(&user)));
+            return Some(Some(user));
         }
         let Some((user, epoch)) = self
             .lookup(
@@ -293,7 +297,8 @@ impl PgDirect {
             return Some(None);
         };
         self.user_tally.read.increment(1);
-        self.keep(epoch, id, &user, |k| &mut k.users);
+        let user = Arc::new(user);
+        self.keep(epoch, id, Arc::clone(&user), |k| &mut k.users);
         Some(Some(user))
     }
 
@@ -324,11 +329,11 @@ impl PgDirect {
     }
 
     /// Keeps `answer`, read when the auth epoch was `epoch`, unless the epoch has moved since.
-    fn keep<K: Eq + Hash, T: Clone>(
+    fn keep<K: Eq + Hash, T>(
         &self,
         epoch: i64,
         key: K,
-        answer: &T,
+        answer: Arc<T>,
         map: fn(&mut Kept) -> &mut HashMap<K, Arc<T>>,
     ) {
         let mut kept = self.kept();
@@ -340,7 +345,7 @@ impl PgDirect {
         if map.len() >= KEEP {
             map.clear();
         }
-        map.insert(key, Arc::new(answer.clone()));
+        map.insert(key, answer);
     }
 
     /// The auth epoch, from an epoch query sent after this call, shared with the calls around

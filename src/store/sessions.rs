@@ -45,16 +45,23 @@ pub async fn insert(
     .await
 }
 
-/// What an authenticated request needs to know about its session.
-#[derive(Debug, Clone)]
-pub struct SessionGrant {
+/// A session's user and what the user's roles grant. Shared, not copied: a kept answer and the
+/// requests it serves hold the same one.
+#[derive(Debug)]
+pub struct Grant {
     pub user: User,
-    pub expires_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
     /// Names of the user's roles, sorted.
     pub roles: Vec<String>,
     /// `resource:action` of every permission those roles grant, sorted.
     pub permissions: Vec<String>,
+}
+
+/// What an authenticated request needs to know about its session.
+#[derive(Debug, Clone)]
+pub struct SessionGrant {
+    pub grant: Arc<Grant>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
     /// What the lookup confirmed, when [`Direct`] answered it: the request's later lookups
     /// pass it on (see [`super::Confirmed`]).
     pub confirmed: Option<super::Confirmed>,
@@ -87,11 +94,13 @@ pub async fn find_with_user_and_grants(
         parse_name_list(json.as_deref()).map_err(|e| DbErr::Type(format!("{column}: {e}")))
     };
     Ok(Some(SessionGrant {
-        user: User::from_query_result(&row, "")?,
+        grant: Arc::new(Grant {
+            user: User::from_query_result(&row, "")?,
+            roles: list("grant_roles")?,
+            permissions: list("grant_permissions")?,
+        }),
         expires_at: row.try_get("", "session_expires_at")?,
         revoked_at: row.try_get("", "session_revoked_at")?,
-        roles: list("grant_roles")?,
-        permissions: list("grant_permissions")?,
         confirmed: None,
     }))
 }

@@ -46,7 +46,7 @@ use super::Confirmed;
 use super::entities::refresh_token::Model as RefreshToken;
 use super::entities::session::Model as Session;
 use super::entities::user::{Column as UserColumn, Model as User};
-use super::sessions::{self, SessionGrant};
+use super::sessions::{self, Grant, SessionGrant};
 
 /// Connections kept open between lookups; more are opened when more lookups run at once.
 const IDLE_CONNECTIONS: usize = 8;
@@ -108,7 +108,10 @@ impl SqliteDirect {
             let generation = self.confirm(reader)?;
             let confirmed = Some(Confirmed(generation));
             if let Some(grant) = self.kept_answer(|kept| kept.grants.get(session_id)) {
-                return Ok(Some(SessionGrant { confirmed, ..grant }));
+                return Ok(Some(SessionGrant {
+                    confirmed,
+                    ..SessionGrant::clone(&grant)
+                }));
             }
             let sql = sessions::auth_sql(DbBackend::Sqlite);
             let found = reader
@@ -119,17 +122,24 @@ impl SqliteDirect {
                     // two name lists (`sessions::auth_sql`).
                     let after = user_columns();
                     Ok(SessionGrant {
-                        user: user(row)?,
+                        grant: Arc::new(Grant {
+                            user: user(row)?,
+                            roles: list(row, after + 2)?,
+                            permissions: list(row, after + 3)?,
+                        }),
                         expires_at: timestamp(row, after)?,
                         revoked_at: optional_timestamp(row, after + 1)?,
-                        roles: list(row, after + 2)?,
-                        permissions: list(row, after + 3)?,
                         confirmed,
                     })
                 })
                 .optional()?;
             if let Some(grant) = &found {
-                self.keep(generation, |kept| &mut kept.grants, session_id.to_owned(), grant);
+                self.keep(
+                    generation,
+                    |kept| &mut kept.grants,
+                    session_id.to_owned(),
+                    Arc::new(grant.clone()),
+                );
             }
             Ok(found)
         })
@@ -138,7 +148,7 @@ impl SqliteDirect {
     /// A user by id, as committed: the same answer as [`super::users::find`] outside a
     /// transaction, or `None` to ask it instead. `confirmed`: what this request's auth lookup
     /// confirmed, if it ran here; an answer kept at that generation is served as it stands.
-    pub fn user(&self, id: i64, confirmed: Option<Confirmed>) -> Option<Option<User>> {
+    pub fn user(&self, id: i64, confirmed: Option<Confirmed>) -> Option<Option<Arc<User>>> {
         if let Some(Confirmed(generation)) = confirmed
             && let Some(found) =
                 self.kept_answer(|kept| kept.users.get(&id).filter(|_| kept.generation == generation))
@@ -154,9 +164,10 @@ impl SqliteDirect {
                 .conn
                 .prepare_cached(super::users::by_id_sql(DbBackend::Sqlite))?
                 .query_row([id], user)
-                .optional()?;
+                .optional()?
+                .map(Arc::new);
             if let Some(found) = &found {
-                self.keep(generation, |kept| &mut kept.users, id, found);
+                self.keep(generation, |kept| &mut kept.users, id, Arc::clone(found));
             }
             Ok(found)
         })
@@ -182,21 +193,21 @@ impl SqliteDirect {
         Ok(kept.generation)
     }
 
-    /// A kept answer, copied out of the lock.
-    fn kept_answer<T: Clone>(&self, find: impl FnOnce(&Kept) -> Option<&Arc<T>>) -> Option<T> {
+    /// A kept answer.
+    fn kept_answer<T>(&self, find: impl FnOnce(&Kept) -> Option<&Arc<T>>) -> Option<Arc<T>> {
         let found = find(&self.kept()).cloned()?;
         self.kept_served.fetch_add(1, Ordering::Relaxed);
-        Some(T::clone(&found))
+        Some(found)
     }
 
     /// Keeps `answer`, read after a [`Self::confirm`] that returned `generation`, unless
     /// something has been forgotten since.
-    fn keep<K: Eq + Hash, T: Clone>(
+    fn keep<K: Eq + Hash, T>(
         &self,
         generation: i64,
         map: fn(&mut Kept) -> &mut HashMap<K, Arc<T>>,
         key: K,
-        answer: &T,
+        answer: Arc<T>,
     ) {
         let mut kept = self.kept();
         if kept.generation != generation {
@@ -206,7 +217,7 @@ impl SqliteDirect {
         if map.len() >= KEEP {
             map.clear();
         }
-        map.insert(key, Arc::new(answer.clone()));
+        map.insert(key, answer);
     }
 
     fn kept(&self) -> MutexGuard<'_, Kept> {

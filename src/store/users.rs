@@ -1,6 +1,6 @@
 //! Queries on `users`.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
@@ -101,20 +101,20 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<User>, Db
     Users::find_by_id(id).one(db).await
 }
 
-/// [`find`] outside a transaction, through [`Direct`] when it can. `confirmed`: what the
-/// request's auth lookup handed back, if anything.
+/// [`find`] outside a transaction, through [`Direct`] when it can (which shares a kept answer
+/// rather than copying it). `confirmed`: what the request's auth lookup handed back, if anything.
 pub async fn find_committed(
     db: &DatabaseConnection,
     direct: Option<&Direct>,
     id: i64,
     confirmed: Option<Confirmed>,
-) -> Result<Option<User>, DbErr> {
+) -> Result<Option<Arc<User>>, DbErr> {
     if let Some(direct) = direct
         && let Some(found) = direct.user(id, confirmed).await
     {
         return Ok(found);
     }
-    find(db, id).await
+    Ok(find(db, id).await?.map(Arc::new))
 }
 
 /// `SELECT` of every user column by id, in the entity's column order, for the direct lookups.

@@ -85,7 +85,7 @@ async fn direct_answers_match(app: &TestApp, reads: &Direct) {
             .await
             .unwrap()
             .expect("the user exists");
-        assert_eq!(direct, orm);
+        assert_eq!(*direct, orm);
 
         let sid = app
             .core
@@ -103,11 +103,11 @@ async fn direct_answers_match(app: &TestApp, reads: &Direct) {
             .await
             .unwrap()
             .expect("session exists");
-        assert_eq!(direct.user, orm.user);
+        assert_eq!(direct.grant.user, orm.grant.user);
         assert_eq!(direct.expires_at, orm.expires_at);
         assert_eq!(direct.revoked_at, orm.revoked_at);
-        assert_eq!(direct.roles, orm.roles);
-        assert_eq!(direct.permissions, orm.permissions);
+        assert_eq!(direct.grant.roles, orm.grant.roles);
+        assert_eq!(direct.grant.permissions, orm.grant.permissions);
     }
     let filled = reads.user(user.id, None).await.unwrap().unwrap();
     assert!(filled.birth_date.is_some() && filled.preferences.is_some() && filled.last_login_at.is_some());
@@ -122,11 +122,15 @@ async fn direct_answers_match(app: &TestApp, reads: &Direct) {
         reads.session_grant(&sid, app.clock.now()).await.unwrap().unwrap()
     };
     assert!(
-        admin_grant.roles.contains(&"admin".to_owned()),
+        admin_grant.grant.roles.contains(&"admin".to_owned()),
         "{:?}",
-        admin_grant.roles
+        admin_grant.grant.roles
     );
-    assert!(admin_grant.permissions.len() > 1, "{:?}", admin_grant.permissions);
+    assert!(
+        admin_grant.grant.permissions.len() > 1,
+        "{:?}",
+        admin_grant.grant.permissions
+    );
 
     // Unknown ids and sessions are answered too, as absent.
     assert_eq!(reads.user(i64::MAX, None).await, Some(None));

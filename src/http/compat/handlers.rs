@@ -28,13 +28,19 @@ pub struct CompatUser {
     pub email: String,
 }
 
-impl From<User> for CompatUser {
-    fn from(u: User) -> Self {
+impl From<&User> for CompatUser {
+    fn from(u: &User) -> Self {
         Self {
             id: u.id,
-            username: u.username,
-            email: u.email,
+            username: u.username.clone(),
+            email: u.email.clone(),
         }
+    }
+}
+
+impl From<User> for CompatUser {
+    fn from(u: User) -> Self {
+        Self::from(&u)
     }
 }
 
@@ -252,7 +258,7 @@ pub async fn get_user(
     CompatId(id): CompatId,
     CompatAuth(caller): CompatAuth,
 ) -> Result<Json<CompatUser>, CompatError> {
-    Ok(Json(users::get(&state.core, &caller, id).await?.into()))
+    Ok(Json(users::get(&state.core, &caller, id).await?.as_ref().into()))
 }
 
 /// `PUT /api/users/<id>` — change `username`, `email`, `password` (yourself, or `user:write`).
@@ -327,7 +333,8 @@ pub async fn delete_user(
     responses((status = 200, body = CompatMessage), (status = 401, body = CompatErrorBody))
 )]
 pub async fn protected(CompatAuth(caller): CompatAuth) -> Json<CompatMessage> {
-    let name = caller.user.username.unwrap_or(caller.user.email);
+    let user = caller.user();
+    let name = user.username.as_deref().unwrap_or(&user.email);
     Json(CompatMessage {
         message: format!("Hello, {name}!"),
     })

@@ -204,7 +204,7 @@ pub async fn end_session(
     responses((status = 200, body = UserOut), (status = 401, body = ErrorBody))
 )]
 pub async fn me(AuthUser(caller): AuthUser) -> Json<UserOut> {
-    Json(caller.user.into())
+    Json(caller.user().into())
 }
 
 /// Checks a token: answers its user if the token is valid.
@@ -216,5 +216,5 @@ pub async fn me(AuthUser(caller): AuthUser) -> Json<UserOut> {
     responses((status = 200, body = UserOut), (status = 401, body = ErrorBody))
 )]
 pub async fn test_token(AuthUser(caller): AuthUser) -> Json<UserOut> {
-    Json(caller.user.into())
+    Json(caller.user().into())
 }

@@ -422,6 +422,6 @@ pub async fn check_permission(
 pub async fn my_permissions(AuthUser(caller): AuthUser) -> Json<MyPermissionsOut> {
     Json(MyPermissionsOut {
         permissions: caller.permissions(),
-        roles: caller.roles,
+        roles: caller.roles().to_vec(),
     })
 }

@@ -72,19 +72,25 @@ pub struct UserOut {
     pub last_login_at: Option<DateTime<Utc>>,
 }
 
-impl From<User> for UserOut {
-    fn from(u: User) -> Self {
+impl From<&User> for UserOut {
+    fn from(u: &User) -> Self {
         Self {
             id: u.id,
-            email: u.email,
-            username: u.username,
-            full_name: u.full_name,
+            email: u.email.clone(),
+            username: u.username.clone(),
+            full_name: u.full_name.clone(),
             is_active: u.is_active,
             is_admin: u.is_admin,
             created_at: u.created_at,
             updated_at: u.updated_at,
             last_login_at: u.last_login_at,
         }
+    }
+}
+
+impl From<User> for UserOut {
+    fn from(u: User) -> Self {
+        Self::from(&u)
     }
 }
 

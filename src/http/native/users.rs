@@ -102,7 +102,7 @@ fn list_params(q: ListUsersQuery) -> Result<(ListFilter, u64, u64), ApiError> {
     responses((status = 200, body = UserOut), (status = 401, body = ErrorBody))
 )]
 pub async fn get_me(AuthUser(caller): AuthUser) -> Json<UserOut> {
-    Json(caller.user.into())
+    Json(caller.user().into())
 }
 
 /// Change your own email, username, name or password (`current_password` required with
@@ -154,7 +154,7 @@ pub async fn get_user(
     AuthUser(caller): AuthUser,
     Path(id): Path<i64>,
 ) -> Result<Json<UserOut>, ApiError> {
-    Ok(Json(users::get(&state.core, &caller, id).await?.into()))
+    Ok(Json(users::get(&state.core, &caller, id).await?.as_ref().into()))
 }
 
 /// Update a user (`user:write`, or yourself without the account flags; `is_admin` needs
