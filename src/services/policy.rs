@@ -73,7 +73,7 @@ impl Caller {
         &self.grant.roles
     }
 
-    /// The same caller, found by a lookup that saw the auth epoch `confirmed`.
+    /// The same caller, found by a direct lookup that confirmed `confirmed`.
     pub fn confirmed_at(self, confirmed: Option<Confirmed>) -> Self {
         Self { confirmed, ..self }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
+use users_api::store::sqlite_direct::SqliteDirect;
 use users_api::store::{Direct, sessions, users};
 
 use crate::helpers::{Backend, TestApp, body, spawn_app, spawn_app_with};
@@ -14,6 +15,14 @@ use crate::observability::scrape;
 
 async fn sqlite_app() -> TestApp {
     spawn_app(Backend::Sqlite).await.expect("SQLite needs no server")
+}
+
+/// Another connection to the app's SQLite file, as another process (a CLI command, say) would
+/// have.
+fn second_process(reads: &SqliteDirect) -> rusqlite::Connection {
+    let other = rusqlite::Connection::open(reads.file()).unwrap();
+    other.busy_timeout(Duration::from_secs(5)).unwrap();
+    other
 }
 
 backend_test!(
@@ -257,9 +266,7 @@ async fn sqlite_kept_answers_last_exactly_until_someone_commits() {
         reads.kept_served()
     );
 
-    // Another connection to the file, as another process (a CLI command, say) would have.
-    let other = rusqlite::Connection::open(reads.file()).unwrap();
-    other.busy_timeout(Duration::from_secs(5)).unwrap();
+    let other = second_process(reads);
     other
         .execute(
             "UPDATE users SET full_name = 'Another Process' WHERE id = ?1",
@@ -346,9 +353,7 @@ async fn a_kept_sqlite_user_read_asks_for_the_data_version_once() {
         "both lookups served from what was kept"
     );
 
-    let other = rusqlite::Connection::open(reads.file()).unwrap();
-    other.busy_timeout(Duration::from_secs(5)).unwrap();
-    other
+    second_process(reads)
         .execute(
             "UPDATE users SET full_name = 'Seen At Once' WHERE id = ?1",
             [user.id],
