@@ -12,7 +12,9 @@
 # Environment (all optional): BIN (a binary built with --features bench; built when not given),
 # ROUTES (GET routes, asked with the admin's token), REQUESTS (per route, default 3000),
 # PORT (default 18462), LOG_LEVEL (default info, as deployed), PROFILES (a folder to keep each
-# route's callgrind output in, for callgrind_annotate; not kept by default).
+# route's callgrind output in, for callgrind_annotate; not kept by default), BACKEND (sqlite, the
+# default, or postgres: a database users_api_instructions_<pid> on PG_URL, default
+# postgres://postgres@127.0.0.1:5432, dropped at exit; the server's own work is not counted).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +23,19 @@ ROUTES=${ROUTES:-"/_bench/static /auth/me"}
 REQUESTS=${REQUESTS:-3000}
 PORT=${PORT:-18462}
 PASSWORD='BenchPassw0rd!2026'
+BACKEND=${BACKEND:-sqlite}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+case $BACKEND in
+  sqlite) ;;
+  postgres)
+    case $PG_URL in
+      postgres://*@127.0.0.1:* | postgres://*@localhost:*) ;;
+      *) echo "PG_URL must point at a loopback server" >&2; exit 2 ;;
+    esac
+    command -v psql >/dev/null || { echo "psql is required" >&2; exit 2; }
+    ;;
+  *) echo "BACKEND must be sqlite or postgres" >&2; exit 2 ;;
+esac
 
 if ! [[ $REQUESTS =~ ^[0-9]+$ ]] || ((REQUESTS < 100 || REQUESTS > 100000)); then
   echo "REQUESTS must be 100..100000" >&2
@@ -38,8 +53,12 @@ fi
 
 work=$(mktemp -d /tmp/users-api-instructions.XXXXXX)
 service=""
+pg_db=""
 cleanup() {
   [[ -n $service ]] && kill "$service" 2>/dev/null && wait "$service" 2>/dev/null
+  if [[ -n $pg_db ]]; then
+    psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -47,6 +66,12 @@ trap cleanup EXIT
 export JWT_SECRET_KEY=bench-signing-key-bench-signing-key-0123456789 AUTH_RATE_PER_SECOND=0
 export APP_ENV=production LOG_FORMAT=json HOST=127.0.0.1 PORT DATA_DIR=$work/data
 export LOG_LEVEL=${LOG_LEVEL:-info} DATABASE_URL=sqlite://$work/users.db
+if [[ $BACKEND == postgres ]]; then
+  pg_db=users_api_instructions_$$
+  psql "$PG_URL/postgres" -qc "CREATE DATABASE $pg_db" >/dev/null
+  # Loopback without TLS, as bench/run.sh runs it.
+  export DATABASE_URL="$PG_URL/$pg_db?sslmode=disable"
+fi
 "$BIN" migrate up >/dev/null
 printf '%s\n' "$PASSWORD" | "$BIN" create-admin --email admin@bench.example --username benchadmin >/dev/null
 
@@ -95,7 +120,7 @@ for route in $ROUTES; do
   wait "$service" 2>/dev/null || true
   service=""
   total=$(cat "$out"* | awk '/^(summary|totals):/ {if ($2 > max) max = $2} END {print max + 0}')
-  echo "GET $route: $((total / REQUESTS)) instructions a request ($REQUESTS requests, $(basename "$BIN"))"
+  echo "GET $route: $((total / REQUESTS)) instructions a request ($REQUESTS requests, $BACKEND, $(basename "$BIN"))"
   if [[ -n ${PROFILES:-} ]]; then
     mkdir -p "$PROFILES"
     name=$(echo "$route" | tr -c 'A-Za-z0-9\n' _)
