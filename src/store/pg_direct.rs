@@ -113,7 +113,7 @@ struct Checks {
 #[derive(Default)]
 struct Kept {
     epoch: i64,
-    grants: HashMap<String, Arc<SessionGrant>>,
+    grants: HashMap<String, SessionGrant>,
     users: HashMap<i64, Arc<User>>,
 }
 
@@ -243,7 +243,7 @@ impl PgDirect {
             self.session_tally.kept.increment(1);
             return Some(Some(SessionGrant {
                 confirmed: Some(Confirmed(epoch)),
-                ..SessionGrant::clone(&grant)
+                ..grant
             }));
         }
         let Some((grant, epoch)) = self
@@ -270,9 +270,7 @@ impl PgDirect {
             return Some(None);
         };
         self.session_tally.read.increment(1);
-        self.keep(epoch, session_id.to_owned(), Arc::new(grant.clone()), |k| {
-            &mut k.grants
-        });
+        self.keep(epoch, session_id.to_owned(), grant.clone(), |k| &mut k.grants);
         Some(Some(SessionGrant {
             confirmed: Some(Confirmed(epoch)),
             ..grant
@@ -304,18 +302,19 @@ impl PgDirect {
 
     /// The answer kept for `key` and the epoch it is exact at, if there is one, it passes
     /// `usable`, and the auth epoch shows it is still exact: the `confirmed` epoch of this
-    /// request when the answer was kept at it, else a new epoch query.
-    async fn kept_answer<K: Eq + Hash + Borrow<Q>, Q: Eq + Hash + ?Sized, T>(
+    /// request when the answer was kept at it, else a new epoch query. Kept answers are cheap
+    /// to clone: what they hold is shared.
+    async fn kept_answer<K: Eq + Hash + Borrow<Q>, Q: Eq + Hash + ?Sized, T: Clone>(
         self: &Arc<Self>,
         key: &Q,
-        map: fn(&mut Kept) -> &mut HashMap<K, Arc<T>>,
+        map: fn(&mut Kept) -> &mut HashMap<K, T>,
         usable: impl FnOnce(&T) -> bool,
         confirmed: Option<Confirmed>,
-    ) -> Option<(Arc<T>, i64)> {
+    ) -> Option<(T, i64)> {
         let (answer, read_at) = {
             let mut kept = self.kept();
             let read_at = kept.epoch;
-            (Arc::clone(map(&mut kept).get(key)?), read_at)
+            (map(&mut kept).get(key)?.clone(), read_at)
         };
         if !usable(&answer) {
             return None;
@@ -329,13 +328,7 @@ impl PgDirect {
     }
 
     /// Keeps `answer`, read when the auth epoch was `epoch`, unless the epoch has moved since.
-    fn keep<K: Eq + Hash, T>(
-        &self,
-        epoch: i64,
-        key: K,
-        answer: Arc<T>,
-        map: fn(&mut Kept) -> &mut HashMap<K, Arc<T>>,
-    ) {
+    fn keep<K: Eq + Hash, T>(&self, epoch: i64, key: K, answer: T, map: fn(&mut Kept) -> &mut HashMap<K, T>) {
         let mut kept = self.kept();
         kept.observe(epoch);
         if kept.epoch != epoch {

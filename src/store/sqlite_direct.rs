@@ -108,10 +108,7 @@ impl SqliteDirect {
             let generation = self.confirm(reader)?;
             let confirmed = Some(Confirmed(generation));
             if let Some(grant) = self.kept_answer(|kept| kept.grants.get(session_id)) {
-                return Ok(Some(SessionGrant {
-                    confirmed,
-                    ..SessionGrant::clone(&grant)
-                }));
+                return Ok(Some(SessionGrant { confirmed, ..grant }));
             }
             let sql = sessions::auth_sql(DbBackend::Sqlite);
             let found = reader
@@ -138,7 +135,7 @@ impl SqliteDirect {
                     generation,
                     |kept| &mut kept.grants,
                     session_id.to_owned(),
-                    Arc::new(grant.clone()),
+                    grant.clone(),
                 );
             }
             Ok(found)
@@ -193,8 +190,8 @@ impl SqliteDirect {
         Ok(kept.generation)
     }
 
-    /// A kept answer.
-    fn kept_answer<T>(&self, find: impl FnOnce(&Kept) -> Option<&Arc<T>>) -> Option<Arc<T>> {
+    /// A kept answer (cheap to clone: what it holds is shared).
+    fn kept_answer<T: Clone>(&self, find: impl FnOnce(&Kept) -> Option<&T>) -> Option<T> {
         let found = find(&self.kept()).cloned()?;
         self.kept_served.fetch_add(1, Ordering::Relaxed);
         Some(found)
@@ -205,9 +202,9 @@ impl SqliteDirect {
     fn keep<K: Eq + Hash, T>(
         &self,
         generation: i64,
-        map: fn(&mut Kept) -> &mut HashMap<K, Arc<T>>,
+        map: fn(&mut Kept) -> &mut HashMap<K, T>,
         key: K,
-        answer: Arc<T>,
+        answer: T,
     ) {
         let mut kept = self.kept();
         if kept.generation != generation {
@@ -388,7 +385,7 @@ struct Reader {
 #[derive(Default)]
 struct Kept {
     generation: i64,
-    grants: HashMap<String, Arc<SessionGrant>>,
+    grants: HashMap<String, SessionGrant>,
     users: HashMap<i64, Arc<User>>,
 }
 

@@ -279,35 +279,8 @@ async fn sqlite_kept_answers_last_exactly_until_someone_commits() {
     assert_eq!(name(me().await).await, "Another Process");
     assert!(reads.kept_served() > served, "kept again once read again");
 
-    // Through the service's own pool: a role granted by hand counts on the next request, and
-    // so does a permission taken away.
-    assert_eq!(
-        app.get("/rbac/roles", Some(&user.token)).await.status(),
-        StatusCode::FORBIDDEN
-    );
-    by_hand(
-        &app,
-        &format!(
-            "INSERT INTO user_roles (user_id, role_id) SELECT {}, id FROM roles WHERE name = 'admin'",
-            user.id
-        ),
-    )
-    .await;
-    for _ in 0..2 {
-        assert_eq!(
-            app.get("/rbac/roles", Some(&user.token)).await.status(),
-            StatusCode::OK
-        );
-    }
-    by_hand(
-        &app,
-        "DELETE FROM role_permissions WHERE role_id = (SELECT id FROM roles WHERE name = 'admin')",
-    )
-    .await;
-    assert_eq!(
-        app.get("/rbac/roles", Some(&user.token)).await.status(),
-        StatusCode::FORBIDDEN
-    );
+    // Through the service's own pool.
+    role_changes_by_hand_hold_at_once(&app, user.id, &user.token).await;
 
     // A session revoked from outside, and a user deactivated by hand, are refused at once.
     assert_eq!(me().await.status(), StatusCode::OK);
@@ -583,34 +556,7 @@ async fn kept_answers_last_exactly_until_the_data_changes() {
         "By Hand"
     );
 
-    // A role granted by hand counts on the next request, and so does a permission taken away.
-    assert_eq!(
-        app.get("/rbac/roles", Some(&user.token)).await.status(),
-        StatusCode::FORBIDDEN
-    );
-    by_hand(
-        &app,
-        &format!(
-            "INSERT INTO user_roles (user_id, role_id) SELECT {}, id FROM roles WHERE name = 'admin'",
-            user.id
-        ),
-    )
-    .await;
-    for _ in 0..2 {
-        assert_eq!(
-            app.get("/rbac/roles", Some(&user.token)).await.status(),
-            StatusCode::OK
-        );
-    }
-    by_hand(
-        &app,
-        "DELETE FROM role_permissions WHERE role_id = (SELECT id FROM roles WHERE name = 'admin')",
-    )
-    .await;
-    assert_eq!(
-        app.get("/rbac/roles", Some(&user.token)).await.status(),
-        StatusCode::FORBIDDEN
-    );
+    role_changes_by_hand_hold_at_once(&app, user.id, &user.token).await;
 
     // The fold keeps the epoch's sum, so kept answers stay kept across it.
     let epoch = || async {
@@ -743,6 +689,27 @@ async fn a_logout_holds_at_once_for_requests_in_flight_around_it() {
 async fn one_row(app: &TestApp, sql: &str) -> sea_orm::QueryResult {
     let statement = sea_orm::Statement::from_string(app.core.db.get_database_backend(), sql);
     app.core.db.query_one_raw(statement).await.unwrap().unwrap()
+}
+
+/// A role granted by hand counts on the next request of user `id` (holding `token`), and so
+/// does a permission taken away: no kept answer outlives either.
+async fn role_changes_by_hand_hold_at_once(app: &TestApp, id: i64, token: &str) {
+    let roles = || async { app.get("/rbac/roles", Some(token)).await.status() };
+    assert_eq!(roles().await, StatusCode::FORBIDDEN);
+    by_hand(
+        app,
+        &format!("INSERT INTO user_roles (user_id, role_id) SELECT {id}, id FROM roles WHERE name = 'admin'"),
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(roles().await, StatusCode::OK);
+    }
+    by_hand(
+        app,
+        "DELETE FROM role_permissions WHERE role_id = (SELECT id FROM roles WHERE name = 'admin')",
+    )
+    .await;
+    assert_eq!(roles().await, StatusCode::FORBIDDEN);
 }
 
 /// The sum of `auth_epoch` (PostgreSQL).
