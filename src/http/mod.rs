@@ -108,11 +108,11 @@ pub fn app(state: AppState) -> Router {
                         .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(headers::security())
                 .layer(middleware::from_fn(metrics::track))
                 .layer(CatchPanicLayer::custom(on_panic))
                 .layer(middleware::from_fn_with_state(limits.clone(), timeout))
                 .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-                .layer(middleware::from_fn(headers::security))
                 .option_layer(headers::cors(&limits.cors_origins)),
         )
         .with_state(state)

@@ -75,6 +75,7 @@ pub fn docs_router(api: OpenApi) -> Router<AppState> {
                 )
             }),
         )
+        .layer(super::headers::docs_policy())
 }
 
 /// A self-contained API reference: it reads `/openapi.json` and lists every operation with its

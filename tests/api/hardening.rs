@@ -203,7 +203,7 @@ async fn the_request_rate_shield_refuses_floods_on_credential_routes() {
 
 backend_test!(
     async fn every_response_carries_security_headers(app) {
-        for path in ["/healthz", "/no/such/route", "/docs/", "/redoc"] {
+        for path in ["/healthz", "/no/such/route", "/docs/", "/redoc", "/openapi.json"] {
             let r = app.get(path, None).await;
             let h = r.headers();
             assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
@@ -252,3 +252,77 @@ backend_test!(
         assert_eq!(body(r).await["detail"][0]["type"], "password_common");
     }
 );
+
+/// A request that runs past `REQUEST_TIMEOUT_SECS` answers 503 in the API's shape, with the
+/// security headers, and leaves nothing half done: the service's connections go on committing.
+/// The register here waits for a write lock another process holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_deadline_answers_503_and_the_service_goes_on() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| s.request_timeout_secs = 1)
+        .await
+        .unwrap();
+    let file = app.core.sqlite_direct().unwrap().file().to_owned();
+    let other = rusqlite::Connection::open(&file).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let started = std::time::Instant::now();
+    let late = app
+        .post_json(
+            "/auth/register",
+            None,
+            &json!({"email": "late@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(late.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(late.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(
+        late.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    assert_eq!(body(late).await, json!({"detail": "Request timed out"}));
+    other.execute_batch("ROLLBACK").unwrap();
+
+    // Every write after it commits, whichever pooled connection it runs on: another process
+    // sees all of them.
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let r = app
+            .post_json(
+                "/auth/register",
+                None,
+                &json!({"email": format!("after{n}@example.com"), "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "register {n}");
+        ids.push(body(r).await["id"].as_i64().unwrap());
+    }
+    let seen: i64 = other
+        .query_row(
+            &format!(
+                "SELECT COUNT(*) FROM users WHERE id IN ({})",
+                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+            ),
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(seen, 12);
+    // The late registration either never happened or happened whole: its email is taken only
+    // if its user has its default role.
+    let late_user: Option<(i64, i64)> = other
+        .query_row(
+            "SELECT u.id, (SELECT COUNT(*) FROM user_roles r WHERE r.user_id = u.id) FROM users u \
+             WHERE u.email = 'late@example.com'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .ok();
+    if let Some((_, roles)) = late_user {
+        assert_eq!(roles, 1, "a registration was committed without its role");
+    }
+}
