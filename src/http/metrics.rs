@@ -6,15 +6,18 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Histogram, counter, gauge, histogram};
+use pin_project_lite::pin_project;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tower::{Layer, Service};
 
 use super::AppState;
 use super::error::ErrorBody;
@@ -28,24 +31,83 @@ use crate::telemetry::{self, process};
 /// scanning for unknown URLs cannot grow the number of series.
 pub const UNMATCHED: &str = "<unmatched>";
 
-/// Records `http_request_duration_seconds`, `http_requests_total` and the domain counters.
-/// Sits outside the timeout and panic layers, so their 503s and 500s are counted too.
-pub async fn track(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    let path = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-    let status = response.status().as_u16();
-    if let Some(event) = domain_event(method, path, status) {
-        match event {
-            Event::Registered => counter!(USERS_REGISTERED).increment(1),
-            Event::Login(result) => counter!(LOGINS, "result" => result).increment(1),
-            Event::Refresh(result) => counter!(TOKEN_REFRESH, "result" => result).increment(1),
+/// Records `http_request_duration_seconds`, `http_requests_total` and the domain counters for
+/// every request it wraps. A tower layer rather than a `from_fn` middleware, which would box
+/// and clone the services inside it for every request. Sits outside the timeout and panic
+/// layers, so their 503s and 500s are counted too.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrackLayer;
+
+impl<S> Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track { inner }
+    }
+}
+
+/// The service of [`TrackLayer`].
+#[derive(Clone, Debug)]
+pub struct Track<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request> for Track<S>
+where
+    S: Service<Request, Response = axum::http::Response<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        Tracked {
+            method: method_label(request.method()),
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            started: Instant::now(),
+            response: self.inner.call(request),
         }
     }
-    record_request(method, path, status, started.elapsed().as_secs_f64());
-    response
+}
+
+pin_project! {
+    /// A request's response on its way out, recorded when it is ready.
+    pub struct Tracked<F> {
+        #[pin]
+        response: F,
+        method: &'static str,
+        route: Option<MatchedPath>,
+        started: Instant,
+    }
+}
+
+impl<F, B, E> Future for Tracked<F>
+where
+    F: Future<Output = Result<axum::http::Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.response.poll(cx));
+        if let Ok(response) = &result {
+            let path = this.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+            let status = response.status().as_u16();
+            if let Some(event) = domain_event(this.method, path, status) {
+                match event {
+                    Event::Registered => counter!(USERS_REGISTERED).increment(1),
+                    Event::Login(result) => counter!(LOGINS, "result" => result).increment(1),
+                    Event::Refresh(result) => counter!(TOKEN_REFRESH, "result" => result).increment(1),
+                }
+            }
+            record_request(this.method, path, status, this.started.elapsed().as_secs_f64());
+        }
+        Poll::Ready(result)
+    }
 }
 
 /// One request series: its method and status, and the handles of its two metrics.

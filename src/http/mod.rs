@@ -12,13 +12,13 @@ pub mod native;
 mod openapi;
 mod shield;
 
+use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -82,6 +82,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application: both API surfaces, documentation and middleware.
 pub fn app(state: AppState) -> Router {
     let limits = state.limits.clone();
+    let request_timeout = limits.request_timeout;
     let (router, api) = api_routes(Some(&limits)).split_for_parts();
     let api = openapi::finish(api);
     // Benchmark-only routes exist only in builds with the `bench` feature (see `bench.rs`).
@@ -109,9 +110,9 @@ pub fn app(state: AppState) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(headers::security())
-                .layer(middleware::from_fn(metrics::track))
+                .layer(metrics::TrackLayer)
                 .layer(CatchPanicLayer::custom(on_panic))
-                .layer(middleware::from_fn_with_state(limits.clone(), timeout))
+                .map_future(move |response| within(request_timeout, response))
                 .layer(DefaultBodyLimit::max(limits.max_body_bytes))
                 .option_layer(headers::cors(&limits.cors_origins)),
         )
@@ -183,19 +184,17 @@ fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     error::internal(&anyhow::anyhow!("handler panicked"))
 }
 
-/// Answers 503 when a request runs past the configured deadline.
-async fn timeout(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "request timed out"
-            );
-            ApiError::Timeout.into_response()
-        }
-    }
+/// A request that runs past the configured deadline (`REQUEST_TIMEOUT_SECS`) answers 503.
+async fn within<F>(deadline: Duration, response: F) -> Result<Response, Infallible>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    tokio::time::timeout(deadline, response)
+        .await
+        .unwrap_or_else(|_| {
+            tracing::warn!(timeout_secs = deadline.as_secs(), "request timed out");
+            Ok(ApiError::Timeout.into_response())
+        })
 }
 
 /// The OpenAPI document as pretty JSON.

@@ -285,6 +285,12 @@ async fn a_request_past_its_deadline_answers_503_and_the_service_goes_on() {
         "default-src 'none'; frame-ancestors 'none'"
     );
     assert_eq!(body(late).await, json!({"detail": "Request timed out"}));
+    let metrics = crate::observability::scrape(&app).await;
+    let timed_out = [("method", "POST"), ("path", "/auth/register"), ("status", "503")];
+    assert!(
+        metrics.sum("http_requests_total", &timed_out) >= 1.0,
+        "the 503 was not counted"
+    );
     other.execute_batch("ROLLBACK").unwrap();
 
     // Every write after it commits, whichever pooled connection it runs on: another process
