@@ -106,6 +106,7 @@ pub async fn login(
     let (refresh_token, refresh_hash) = new_refresh_token();
     let session_id = sessions::open_for_login(
         &core.db,
+        core.sqlite_direct(),
         sessions::NewSession {
             user_id: user.id,
             expires_at,

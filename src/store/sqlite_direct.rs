@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use sea_orm::Iterable;
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr};
 
@@ -273,29 +273,9 @@ impl SqliteDirect {
     /// slides the session, in one transaction; `false` (and nothing written) when the token
     /// was spent already.
     pub async fn rotate_refresh(self: Arc<Self>, rotation: Rotation) -> Result<bool, DbErr> {
-        let turn = super::take_turn(Arc::clone(&self.turn)).await?;
-        let result = tokio::task::spawn_blocking(move || {
-            let spent = self.rotate_blocking(&rotation);
-            // The turn is held until the write has really ended, even if the request that
-            // asked for it has gone.
-            drop(turn);
-            spent
-        })
-        .await
-        .map_err(|err| internal(format!("refresh rotation task: {err}")))?;
-        result.map_err(|err| internal(err.to_string()))
-    }
-
-    fn rotate_blocking(&self, rotation: &Rotation) -> rusqlite::Result<bool> {
-        let taken = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let mut conn = match taken {
-            Some(conn) => conn,
-            None => self.open(Access::Write)?,
-        };
-        let now = sqlx_timestamp(rotation.now);
-        let expires_at = sqlx_timestamp(rotation.expires_at);
-        let spent = {
-            let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.write("refresh rotation", move |txn| {
+            let now = sqlx_timestamp(rotation.now);
+            let expires_at = sqlx_timestamp(rotation.expires_at);
             let spent = txn
                 .prepare_cached("UPDATE refresh_tokens SET used_at = ?1 WHERE id = ?2 AND used_at IS NULL")?
                 .execute(params![now, rotation.spent])?
@@ -316,11 +296,76 @@ impl SqliteDirect {
                 txn.commit()?;
             }
             // Not spent: the transaction wrote nothing and rolls back as it drops.
-            spent
+            Ok(spent)
+        })
+        .await
+    }
+
+    /// [`sessions::open_for_login`] on SQLite: the session, its first refresh token and the
+    /// user's `last_login_at`, in one transaction.
+    pub async fn open_session(self: Arc<Self>, opening: Opening) -> Result<(), DbErr> {
+        self.write("login session", move |txn| {
+            let now = sqlx_timestamp(opening.now);
+            let expires_at = sqlx_timestamp(opening.expires_at);
+            txn.prepare_cached(
+                "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, revoked_at, \
+                                       user_agent, client_addr) \
+                 VALUES (?1, ?2, ?3, ?3, ?4, NULL, ?5, ?6)",
+            )?
+            .execute(params![
+                opening.session_id,
+                opening.user_id,
+                now,
+                expires_at,
+                opening.user_agent,
+                opening.client_addr
+            ])?;
+            txn.prepare_cached(
+                "INSERT INTO refresh_tokens (session_id, token_hash, created_at, expires_at, used_at) \
+                 VALUES (?1, ?2, ?3, ?4, NULL)",
+            )?
+            .execute(params![opening.session_id, opening.refresh_hash, now, expires_at])?;
+            txn.prepare_cached("UPDATE users SET last_login_at = ?1 WHERE id = ?2")?
+                .execute(params![now, opening.user_id])?;
+            txn.commit()
+        })
+        .await
+    }
+
+    /// Runs `work` in a `BEGIN IMMEDIATE` transaction on the writer connection, on a blocking
+    /// thread, in this process's write turn (so it never waits on SQLite's lock for a writer
+    /// of its own). `work` commits; what it leaves uncommitted rolls back.
+    async fn write<T: Send + 'static>(
+        self: Arc<Self>,
+        what: &'static str,
+        work: impl FnOnce(Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, DbErr> {
+        let turn = super::take_turn(Arc::clone(&self.turn)).await?;
+        let result = tokio::task::spawn_blocking(move || {
+            let done = self.write_blocking(work);
+            // The turn is held until the write has really ended, even if the request that
+            // asked for it has gone.
+            drop(turn);
+            done
+        })
+        .await
+        .map_err(|err| internal(format!("{what} task: {err}")))?;
+        result.map_err(|err| internal(err.to_string()))
+    }
+
+    fn write_blocking<T>(
+        &self,
+        work: impl FnOnce(Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let taken = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let mut conn = match taken {
+            Some(conn) => conn,
+            None => self.open(Access::Write)?,
         };
+        let done = work(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)?;
         // Only a connection whose work ended cleanly goes back; after an error it is dropped.
         *self.writer.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn);
-        Ok(spent)
+        Ok(done)
     }
 
     fn read<T>(&self, lookup: impl FnOnce(&mut Reader) -> rusqlite::Result<T>) -> Option<T> {
@@ -405,6 +450,19 @@ pub struct Rotation {
     pub token_hash: String,
     pub now: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// What [`SqliteDirect::open_session`] writes for a login.
+#[derive(Debug, Clone)]
+pub struct Opening {
+    pub session_id: String,
+    pub user_id: i64,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub client_addr: Option<String>,
+    /// The first refresh token's hash.
+    pub refresh_hash: String,
 }
 
 /// A timestamp as sqlx writes one to SQLite (RFC 3339, `+00:00`), so that rows written here and

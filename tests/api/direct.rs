@@ -750,3 +750,58 @@ async fn a_session_slid_by_a_refresh_outlives_its_kept_expiry() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// On a SQLite file a login's writes go through the direct connection, in one transaction on a
+/// blocking thread; sea-orm reads them back as it reads its own, and the session works.
+#[tokio::test]
+async fn a_sqlite_login_writes_what_sea_orm_reads_back() {
+    let app = sqlite_app().await;
+    let user = app.user().await;
+    let agent = format!("{}b", "a".repeat(300));
+    let before = chrono::Utc::now();
+    let r = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("user-agent", &agent)
+        .form(&[
+            ("username", user.email.as_str()),
+            ("password", crate::helpers::PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let tokens = body(r).await;
+
+    let live = sessions::live_for_user(&app.core.db, user.id, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 2, "the helper's login and this one");
+    let session = live
+        .iter()
+        .find(|s| s.user_agent.as_deref().is_some_and(|a| a.starts_with("aaa")))
+        .unwrap_or_else(|| panic!("this login's session: {live:?}"));
+    assert_eq!(
+        session.user_agent.as_deref(),
+        Some("a".repeat(255).as_str()),
+        "cut at 255 characters"
+    );
+    assert_eq!(session.client_addr.as_deref(), Some("127.0.0.1"));
+    assert_eq!(session.created_at, session.last_used_at);
+    assert!(session.created_at >= before - chrono::TimeDelta::seconds(1));
+    assert!(session.expires_at > session.created_at && session.revoked_at.is_none());
+    let stored = users::find(&app.core.db, user.id).await.unwrap().unwrap();
+    assert_eq!(stored.last_login_at, Some(session.created_at));
+
+    // The new access token and refresh token both work.
+    let me = app.get("/auth/me", tokens["access_token"].as_str()).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    let refreshed = app
+        .post_json(
+            "/auth/refresh",
+            None,
+            &json!({"refresh_token": tokens["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+}
