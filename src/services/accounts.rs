@@ -104,7 +104,7 @@ pub async fn login(
     let now = core.clock.now();
     let expires_at = now + core.session_ttl;
     let (refresh_token, refresh_hash) = new_refresh_token();
-    let session_id = sessions::open_for_login(
+    let Some(session_id) = sessions::open_for_login(
         &core.db,
         core.sqlite_direct(),
         sessions::NewSession {
@@ -116,7 +116,11 @@ pub async fn login(
         refresh_hash,
         now,
     )
-    .await?;
+    .await?
+    else {
+        // Deleted while their password was being checked: nobody to log in any more.
+        return Err(ServiceError::InvalidCredentials);
+    };
     tracing::info!(user_id = user.id, "login succeeded");
     issue(core, user.id, session_id, refresh_token)
 }

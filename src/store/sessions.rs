@@ -7,7 +7,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
     EntityTrait, FromQueryResult, IdenStatic, Iterable, JoinType, QueryFilter, QueryOrder, QueryResult,
-    QuerySelect, QueryTrait, RelationTrait, SelectA, SelectB, Statement,
+    QuerySelect, QueryTrait, RelationTrait, SelectA, SelectB, SqlErr, Statement,
 };
 
 use super::Direct;
@@ -226,18 +226,19 @@ pub async fn touch(
 
 /// What a successful login writes, all or nothing: a new session, its first refresh token
 /// (`refresh_hash`, expiring with the session) and the user's `last_login_at`; answers the
-/// session's id. On PostgreSQL one statement does all three (one round trip instead of five:
-/// its server work is a share of every login's CPU on a small machine); on a SQLite file one
-/// transaction through `direct` on a blocking thread (one hand-off instead of five to sqlx's
-/// connection thread, each of which preempts a password hash on a small machine); elsewhere a
-/// transaction.
+/// session's id, or `None` (and nothing written) when the user is gone, deleted while their
+/// password was being checked. On PostgreSQL one statement does all three (one round trip
+/// instead of five: its server work is a share of every login's CPU on a small machine); on a
+/// SQLite file one transaction through `direct` on a blocking thread (one hand-off instead of
+/// five to sqlx's connection thread, each of which preempts a password hash on a small
+/// machine); elsewhere a transaction.
 pub async fn open_for_login(
     db: &DatabaseConnection,
     direct: Option<&Arc<SqliteDirect>>,
     new: NewSession,
     refresh_hash: String,
     now: DateTime<Utc>,
-) -> Result<String, DbErr> {
+) -> Result<Option<String>, DbErr> {
     if let Some(direct) = direct {
         let opening = Opening {
             session_id: uuid::Uuid::new_v4().simple().to_string(),
@@ -249,28 +250,36 @@ pub async fn open_for_login(
             refresh_hash,
         };
         let id = opening.session_id.clone();
-        Arc::clone(direct).open_session(opening).await?;
-        return Ok(id);
+        let opened = Arc::clone(direct).open_session(opening).await?;
+        return Ok(opened.then_some(id));
     }
     if db.get_database_backend() != DbBackend::Postgres {
         let txn = super::begin(db).await?;
         let user_id = new.user_id;
         let expires_at = new.expires_at;
-        let session = insert(&*txn, new, now).await?;
+        let session = match insert(&*txn, new, now).await {
+            Ok(session) => session,
+            // The user is gone; the transaction rolls back as it drops.
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) => {
+                return Ok(None);
+            }
+            Err(err) => return Err(err),
+        };
         insert_refresh(&*txn, &session.id, refresh_hash, now, expires_at).await?;
         super::users::set_last_login(&*txn, user_id, now).await?;
         txn.commit().await?;
-        return Ok(session.id);
+        return Ok(Some(session.id));
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "WITH s AS (INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, revoked_at, \
+        "WITH u AS (UPDATE users SET last_login_at = $3 WHERE id = $2 RETURNING id), \
+              s AS (INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, revoked_at, \
                                           user_agent, client_addr) \
-                    VALUES ($1, $2, $3, $3, $4, NULL, $5, $6) RETURNING id), \
+                    SELECT $1, id, $3, $3, $4, NULL, $5, $6 FROM u RETURNING id), \
               r AS (INSERT INTO refresh_tokens (session_id, token_hash, created_at, expires_at, used_at) \
                     SELECT id, $7, $3, $4, NULL FROM s) \
-         UPDATE users SET last_login_at = $3 WHERE id = $2",
+         SELECT COUNT(*) AS opened FROM s",
         [
             id.clone().into(),
             new.user_id.into(),
@@ -281,8 +290,11 @@ pub async fn open_for_login(
             refresh_hash.into(),
         ],
     );
-    db.execute_raw(statement).await?;
-    Ok(id)
+    let opened = match db.query_one_raw(statement).await? {
+        Some(row) => row.try_get::<i64>("", "opened")? == 1,
+        None => false,
+    };
+    Ok(opened.then_some(id))
 }
 
 /// Stores the hash of a new refresh token for a session.

@@ -302,24 +302,36 @@ impl SqliteDirect {
     }
 
     /// [`sessions::open_for_login`] on SQLite: the session, its first refresh token and the
-    /// user's `last_login_at`, in one transaction.
-    pub async fn open_session(self: Arc<Self>, opening: Opening) -> Result<(), DbErr> {
+    /// user's `last_login_at`, in one transaction; `false` (and nothing written) when the user
+    /// is gone.
+    pub async fn open_session(self: Arc<Self>, opening: Opening) -> Result<bool, DbErr> {
         self.write("login session", move |txn| {
             let now = sqlx_timestamp(opening.now);
             let expires_at = sqlx_timestamp(opening.expires_at);
-            txn.prepare_cached(
-                "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, revoked_at, \
-                                       user_agent, client_addr) \
-                 VALUES (?1, ?2, ?3, ?3, ?4, NULL, ?5, ?6)",
-            )?
-            .execute(params![
-                opening.session_id,
-                opening.user_id,
-                now,
-                expires_at,
-                opening.user_agent,
-                opening.client_addr
-            ])?;
+            let session = txn
+                .prepare_cached(
+                    "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, revoked_at, \
+                                           user_agent, client_addr) \
+                     VALUES (?1, ?2, ?3, ?3, ?4, NULL, ?5, ?6)",
+                )?
+                .execute(params![
+                    opening.session_id,
+                    opening.user_id,
+                    now,
+                    expires_at,
+                    opening.user_agent,
+                    opening.client_addr
+                ]);
+            match session {
+                Ok(_) => {}
+                // The user is gone; the transaction rolls back as it drops.
+                Err(rusqlite::Error::SqliteFailure(err, _))
+                    if err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+                {
+                    return Ok(false);
+                }
+                Err(err) => return Err(err),
+            }
             txn.prepare_cached(
                 "INSERT INTO refresh_tokens (session_id, token_hash, created_at, expires_at, used_at) \
                  VALUES (?1, ?2, ?3, ?4, NULL)",
@@ -327,7 +339,8 @@ impl SqliteDirect {
             .execute(params![opening.session_id, opening.refresh_hash, now, expires_at])?;
             txn.prepare_cached("UPDATE users SET last_login_at = ?1 WHERE id = ?2")?
                 .execute(params![now, opening.user_id])?;
-            txn.commit()
+            txn.commit()?;
+            Ok(true)
         })
         .await
     }

@@ -232,3 +232,34 @@ backend_test!(
         assert_eq!(app.login_form(&user.email, PASSWORD).await.status(), StatusCode::OK);
     }
 );
+
+backend_test!(
+    /// A user deleted while their password was being checked has nobody left to log in: the
+    /// login's writes answer `None` and leave nothing behind, where a live user's open a session.
+    async fn a_login_for_a_user_deleted_meanwhile_opens_nothing(app) {
+        use users_api::store::sessions::{self, NewSession};
+        let user = app.user().await;
+        let now = chrono::Utc::now();
+        let open = |user_id: i64, hash: &str| {
+            let new = NewSession {
+                user_id,
+                expires_at: now + TimeDelta::days(1),
+                user_agent: Some("test".into()),
+                client_addr: None,
+            };
+            sessions::open_for_login(&app.core.db, app.core.sqlite_direct(), new, hash.to_owned(), now)
+        };
+        let gone = user.id + 1_000;
+        assert_eq!(open(gone, "gone-hash").await.unwrap(), None);
+        assert!(sessions::live_for_user(&app.core.db, gone, now).await.unwrap().is_empty());
+        assert!(sessions::find_refresh(&app.core.db, None, "gone-hash").await.unwrap().is_none());
+
+        let id = open(user.id, "live-hash").await.unwrap().expect("a live user's session");
+        let (token, session, active) = sessions::find_refresh(&app.core.db, None, "live-hash")
+            .await
+            .unwrap()
+            .expect("its refresh token");
+        assert_eq!((session.id.as_str(), session.user_id, active), (id.as_str(), user.id, true));
+        assert_eq!(token.expires_at, session.expires_at);
+    }
+);
