@@ -26,11 +26,23 @@ pub struct NewSession {
     pub client_addr: Option<String>,
 }
 
+impl NewSession {
+    /// The same session with its client's description cut to what the columns hold.
+    fn bounded(self) -> Self {
+        Self {
+            user_agent: self.user_agent.map(|ua| truncate(ua, 255)),
+            client_addr: self.client_addr.map(|a| truncate(a, 64)),
+            ..self
+        }
+    }
+}
+
 pub async fn insert(
     db: &impl ConnectionTrait,
     new: NewSession,
     now: DateTime<Utc>,
 ) -> Result<Session, DbErr> {
+    let new = new.bounded();
     ActiveModel {
         id: Set(uuid::Uuid::new_v4().simple().to_string()),
         user_id: Set(new.user_id),
@@ -38,8 +50,8 @@ pub async fn insert(
         last_used_at: Set(now),
         expires_at: Set(new.expires_at),
         revoked_at: Set(None),
-        user_agent: Set(new.user_agent.map(|ua| truncate(ua, 255))),
-        client_addr: Set(new.client_addr.map(|a| truncate(a, 64))),
+        user_agent: Set(new.user_agent),
+        client_addr: Set(new.client_addr),
     }
     .insert(db)
     .await
@@ -240,13 +252,14 @@ pub async fn open_for_login(
     now: DateTime<Utc>,
 ) -> Result<Option<String>, DbErr> {
     if let Some(direct) = direct {
+        let new = new.bounded();
         let opening = Opening {
             session_id: uuid::Uuid::new_v4().simple().to_string(),
             user_id: new.user_id,
             now,
             expires_at: new.expires_at,
-            user_agent: new.user_agent.map(|ua| truncate(ua, 255)),
-            client_addr: new.client_addr.map(|a| truncate(a, 64)),
+            user_agent: new.user_agent,
+            client_addr: new.client_addr,
             refresh_hash,
         };
         let id = opening.session_id.clone();
@@ -270,6 +283,7 @@ pub async fn open_for_login(
         txn.commit().await?;
         return Ok(Some(session.id));
     }
+    let new = new.bounded();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -285,8 +299,8 @@ pub async fn open_for_login(
             new.user_id.into(),
             now.into(),
             new.expires_at.into(),
-            new.user_agent.map(|ua| truncate(ua, 255)).into(),
-            new.client_addr.map(|a| truncate(a, 64)).into(),
+            new.user_agent.into(),
+            new.client_addr.into(),
             refresh_hash.into(),
         ],
     );

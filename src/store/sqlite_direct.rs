@@ -63,7 +63,8 @@ pub struct SqliteDirect {
     kept_served: AtomicU64,
     /// `PRAGMA data_version` questions asked, for tests.
     version_checks: AtomicU64,
-    /// The connection rotations write with, between rotations.
+    /// The connection the direct writes (refresh rotation, a login's session) use, between
+    /// writes.
     writer: Mutex<Option<Connection>>,
     /// The file's write turn, shared with `store::begin`.
     turn: Arc<tokio::sync::Mutex<()>>,
@@ -281,11 +282,7 @@ impl SqliteDirect {
                 .execute(params![now, rotation.spent])?
                 == 1;
             if spent {
-                txn.prepare_cached(
-                    "INSERT INTO refresh_tokens (session_id, token_hash, created_at, expires_at, used_at) \
-                     VALUES (?1, ?2, ?3, ?4, NULL)",
-                )?
-                .execute(params![
+                txn.prepare_cached(INSERT_REFRESH)?.execute(params![
                     rotation.session_id,
                     rotation.token_hash,
                     now,
@@ -332,11 +329,12 @@ impl SqliteDirect {
                 }
                 Err(err) => return Err(err),
             }
-            txn.prepare_cached(
-                "INSERT INTO refresh_tokens (session_id, token_hash, created_at, expires_at, used_at) \
-                 VALUES (?1, ?2, ?3, ?4, NULL)",
-            )?
-            .execute(params![opening.session_id, opening.refresh_hash, now, expires_at])?;
+            txn.prepare_cached(INSERT_REFRESH)?.execute(params![
+                opening.session_id,
+                opening.refresh_hash,
+                now,
+                expires_at
+            ])?;
             txn.prepare_cached("UPDATE users SET last_login_at = ?1 WHERE id = ?2")?
                 .execute(params![now, opening.user_id])?;
             txn.commit()?;
@@ -452,6 +450,10 @@ enum Access {
     Read,
     Write,
 }
+
+/// A new refresh token (session, hash, created, expires), as both direct writes store one.
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (session_id, token_hash, created_at, expires_at, used_at) \
+                              VALUES (?1, ?2, ?3, ?4, NULL)";
 
 /// What [`SqliteDirect::rotate_refresh`] writes.
 #[derive(Debug, Clone)]
