@@ -1,5 +1,5 @@
 //! SQLite work on the calling thread, for what nearly every request does: the auth lookup, a
-//! user by id, and a refresh-token rotation.
+//! user by id, and a refresh-token rotation; and for a login, its lookup and its writes.
 //!
 //! sqlx gives each SQLite connection a thread of its own: a query is a hand-off to that thread
 //! and back, once more per row, plus a checkout from the async pool. A lookup by key takes a
@@ -43,10 +43,12 @@ use sea_orm::Iterable;
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr};
 
 use super::Confirmed;
+use super::entities::login_throttle::Model as Counter;
 use super::entities::refresh_token::Model as RefreshToken;
 use super::entities::session::Model as Session;
 use super::entities::user::{Column as UserColumn, Model as User};
 use super::sessions::{self, Grant, SessionGrant};
+use super::users;
 
 /// Connections kept open between lookups; more are opened when more lookups run at once.
 const IDLE_CONNECTIONS: usize = 8;
@@ -267,6 +269,33 @@ impl SqliteDirect {
                     Ok((token, session, row.get(14)?))
                 })
                 .optional()
+        })
+    }
+
+    /// What a login reads before it hashes: the throttle counters of `keys` (at most two) and
+    /// the user `login` names, as [`super::throttle::find_with_user`] reads them through sea-orm, or
+    /// `None` to ask it instead. Never kept: a login must see the latest password and counts.
+    pub fn login_lookup(&self, keys: &[String], login: &str) -> Option<(Vec<Counter>, Option<User>)> {
+        if keys.len() > 2 {
+            return None;
+        }
+        let (column, key) = users::login_key(login);
+        self.read(|reader| {
+            let counters = if keys.is_empty() {
+                Vec::new()
+            } else {
+                reader
+                    .conn
+                    .prepare_cached(COUNTERS_BY_KEY)?
+                    .query_map(params![keys.first(), keys.get(1)], counter)?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            let found = reader
+                .conn
+                .prepare_cached(users::by_login_sql_sqlite(column))?
+                .query_row([key], user)
+                .optional()?;
+            Ok((counters, found))
         })
     }
 
@@ -497,6 +526,22 @@ const REFRESH_BY_HASH: &str = "SELECT t.id, t.session_id, t.token_hash, t.create
     s.revoked_at, s.user_agent, s.client_addr, u.is_active \
     FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
     WHERE t.token_hash = ?";
+
+/// Login throttle counters by key; the second key may be NULL, which matches nothing.
+const COUNTERS_BY_KEY: &str = "SELECT key, failures, window_started_at, last_failure_at, locked_until, \
+    lock_level FROM login_throttle WHERE key IN (?1, ?2)";
+
+/// A throttle counter from a row of `COUNTERS_BY_KEY`.
+fn counter(row: &Row<'_>) -> rusqlite::Result<Counter> {
+    Ok(Counter {
+        key: row.get(0)?,
+        failures: row.get(1)?,
+        window_started_at: timestamp(row, 2)?,
+        last_failure_at: timestamp(row, 3)?,
+        locked_until: optional_timestamp(row, 4)?,
+        lock_level: row.get(5)?,
+    })
+}
 
 /// How many columns a user has: the user's columns come first in the statements here, in the
 /// entity's order, and what follows them starts at this position.

@@ -9,6 +9,7 @@ use sea_orm::{
 
 use super::entities::login_throttle::{Column, Entity as Throttle, Model as Counter};
 use super::entities::user::Model as User;
+use super::sqlite_direct::SqliteDirect;
 
 pub async fn find(db: &impl ConnectionTrait, keys: &[String]) -> Result<Vec<Counter>, DbErr> {
     Throttle::find()
@@ -18,12 +19,17 @@ pub async fn find(db: &impl ConnectionTrait, keys: &[String]) -> Result<Vec<Coun
 }
 
 /// The counters of `keys` (one or two of them) and the user `login` names, as a login needs
-/// them before it hashes. On PostgreSQL one statement answers both (decision 86); elsewhere two.
+/// them before it hashes. On PostgreSQL one statement answers both (decision 86); on a SQLite
+/// file two statements on the calling thread (`direct`, decision 100); elsewhere two.
 pub async fn find_with_user(
     db: &DatabaseConnection,
+    direct: Option<&SqliteDirect>,
     keys: &[String],
     login: &str,
 ) -> Result<(Vec<Counter>, Option<User>), DbErr> {
+    if let Some(found) = direct.and_then(|direct| direct.login_lookup(keys, login)) {
+        return Ok(found);
+    }
     if db.get_database_backend() != DbBackend::Postgres || keys.len() > 2 {
         let counters = if keys.is_empty() {
             Vec::new()

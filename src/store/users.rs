@@ -119,16 +119,28 @@ pub async fn find_committed(
 
 /// `SELECT` of every user column by id, in the entity's column order, for the direct lookups.
 pub(super) fn by_id_sql(backend: DbBackend) -> &'static str {
-    fn build(placeholder: &str) -> String {
-        let columns = Column::iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ");
-        format!("SELECT {columns} FROM users WHERE id = {placeholder}")
-    }
-    static POSTGRES: LazyLock<String> = LazyLock::new(|| build("$1"));
-    static OTHERS: LazyLock<String> = LazyLock::new(|| build("?"));
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| select_where("id = $1"));
+    static OTHERS: LazyLock<String> = LazyLock::new(|| select_where("id = ?"));
     match backend {
         DbBackend::Postgres => &POSTGRES,
         _ => &OTHERS,
     }
+}
+
+/// `SELECT` of every user column where `column` (one of [`login_key`]'s) equals the one
+/// parameter, in the entity's column order, for the SQLite direct login lookup.
+pub(super) fn by_login_sql_sqlite(column: Column) -> &'static str {
+    static EMAIL: LazyLock<String> = LazyLock::new(|| select_where("email_lower = ?"));
+    static USERNAME: LazyLock<String> = LazyLock::new(|| select_where("username_lower = ?"));
+    match column {
+        Column::EmailLower => &EMAIL,
+        _ => &USERNAME,
+    }
+}
+
+fn select_where(condition: &str) -> String {
+    let columns = Column::iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ");
+    format!("SELECT {columns} FROM users WHERE {condition}")
 }
 
 /// Finds a user by email or username, ignoring letter case. Usernames cannot contain `@`, so

@@ -805,3 +805,92 @@ async fn a_sqlite_login_writes_what_sea_orm_reads_back() {
         .await;
     assert_eq!(refreshed.status(), StatusCode::OK);
 }
+
+/// On a SQLite file a login reads its throttle counters and its user on the calling thread;
+/// the answer is sea-orm's, for an email or a username in any case, for one key or two, for
+/// counters that are locked or not, and for nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_login_lookup_reads_what_sea_orm_reads() {
+    use sea_orm::EntityTrait;
+    use users_api::store::entities::login_throttle;
+    use users_api::store::throttle;
+
+    let app = sqlite_app().await;
+    let reads = app
+        .core
+        .sqlite_direct()
+        .expect("a SQLite file gets direct lookups")
+        .clone();
+    let user = app.user().await;
+    // `app.user()` registers user<n>@example.com with the username user<n>.
+    let username = user.email.split('@').next().unwrap().to_owned();
+    // Failed logins: one counter for the account, one for the address; enough of them on the
+    // account that it is locked (a lock time and level on the counter).
+    // The clock moves past each slow-down, so that all six count (the sixth locks).
+    for _ in 0..6 {
+        let r = app.login_form(&user.email, "not the password").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        app.clock.advance(chrono::TimeDelta::seconds(8));
+    }
+    let mut keys: Vec<String> = login_throttle::Entity::find()
+        .all(&app.core.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.key)
+        .collect();
+    keys.sort();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let locked = login_throttle::Entity::find_by_id(keys[0].clone())
+        .one(&app.core.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        locked.locked_until.is_some() && locked.lock_level > 0,
+        "{locked:?}"
+    );
+
+    let unknown = "a:nobody@example.com".to_owned();
+    let logins = [
+        user.email.clone(),
+        format!("  {}\n", user.email.to_uppercase()),
+        username.to_uppercase(),
+        "nobody@example.com".to_owned(),
+        "nobody".to_owned(),
+    ];
+    let key_sets = [
+        keys.clone(),
+        vec![keys[1].clone()],
+        vec![unknown.clone(), keys[0].clone()],
+        vec![unknown],
+        vec![],
+    ];
+    for login in &logins {
+        for key_set in &key_sets {
+            let (mut direct_counters, direct_user) =
+                reads.login_lookup(key_set, login).expect("answered directly");
+            let mut orm_counters = if key_set.is_empty() {
+                Vec::new()
+            } else {
+                throttle::find(&app.core.db, key_set).await.unwrap()
+            };
+            let orm_user = users::find_by_login(&app.core.db, login).await.unwrap();
+            direct_counters.sort_by(|a, b| a.key.cmp(&b.key));
+            orm_counters.sort_by(|a, b| a.key.cmp(&b.key));
+            assert_eq!(direct_counters, orm_counters, "{login:?} {key_set:?}");
+            assert_eq!(direct_user, orm_user, "{login:?} {key_set:?}");
+        }
+    }
+    // What the comparison covered: both users' answers, and counters of every kind.
+    let (counters, found) = reads.login_lookup(&keys, &username).unwrap();
+    assert_eq!(found.map(|u| u.id), Some(user.id));
+    assert_eq!(counters.len(), 2);
+    assert_eq!(reads.login_lookup(&keys, "nobody").unwrap().1, None);
+    // More than two keys is not a login's lookup: left to sea-orm.
+    assert!(
+        reads
+            .login_lookup(&[keys[0].clone(), keys[1].clone(), "a:x".into()], "x")
+            .is_none()
+    );
+}
