@@ -52,6 +52,7 @@ pub async fn create_user(
     let password_hash = core.hasher.hash(account.password.secret()).await?;
     let user = users::insert_with_default_roles(
         &core.db,
+        core.sqlite_direct(),
         users::NewUser {
             email: account.email.as_str().to_owned(),
             username: account.username.map(|u| u.as_str().to_owned()),
@@ -62,7 +63,8 @@ pub async fn create_user(
         },
         core.clock.now(),
     )
-    .await?;
+    .await?
+    .map_err(|taken| ServiceError::Duplicate(taken.into()))?;
     tracing::info!(user_id = user.id, "user registered");
     Ok(user)
 }

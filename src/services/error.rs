@@ -1,6 +1,7 @@
 use sea_orm::{DbErr, SqlErr};
 
 use crate::domain::FieldErrors;
+use crate::store::users::Taken;
 
 /// Which unique value a write collided with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,6 +10,15 @@ pub enum Conflict {
     Username,
     /// A role or permission name.
     Name(&'static str),
+}
+
+impl From<Taken> for Conflict {
+    fn from(taken: Taken) -> Self {
+        match taken {
+            Taken::Email => Self::Email,
+            Taken::Username => Self::Username,
+        }
+    }
 }
 
 /// What went wrong in a use case, in terms each API surface can render its own way.
@@ -63,15 +73,10 @@ impl ServiceError {
 impl From<DbErr> for ServiceError {
     fn from(err: DbErr) -> Self {
         if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
-            // Index names: ux_users_email_lower, ux_users_username_lower.
-            let message = message.to_lowercase();
-            if message.contains("username") {
-                return Self::Duplicate(Conflict::Username);
-            }
-            if message.contains("email") {
-                return Self::Duplicate(Conflict::Email);
-            }
-            return Self::NameTaken;
+            return match Taken::named_in(&message) {
+                Some(taken) => Self::Duplicate(taken.into()),
+                None => Self::NameTaken,
+            };
         }
         if let Some(SqlErr::ForeignKeyConstraintViolation(_)) = err.sql_err() {
             return Self::Conflict("The record is still referenced by other data");

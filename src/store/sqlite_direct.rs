@@ -1,5 +1,5 @@
 //! SQLite work on the calling thread, for what nearly every request does: the auth lookup, a
-//! user by id, and a refresh-token rotation; and for a login, its lookup and its writes.
+//! user by id, and a refresh-token rotation; and a login's lookup and writes, and a registration.
 //!
 //! sqlx gives each SQLite connection a thread of its own: a query is a hand-off to that thread
 //! and back, once more per row, plus a checkout from the async pool. A lookup by key takes a
@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -48,7 +48,7 @@ use super::entities::refresh_token::Model as RefreshToken;
 use super::entities::session::Model as Session;
 use super::entities::user::{Column as UserColumn, Model as User};
 use super::sessions::{self, Grant, SessionGrant};
-use super::users;
+use super::users::{self, NewUser, Taken};
 
 /// Connections kept open between lookups; more are opened when more lookups run at once.
 const IDLE_CONNECTIONS: usize = 8;
@@ -368,6 +368,59 @@ impl SqliteDirect {
                 .execute(params![now, opening.user_id])?;
             txn.commit()?;
             Ok(true)
+        })
+        .await
+    }
+
+    /// [`users::insert_with_default_roles`] on SQLite: the user and its default roles, in one
+    /// transaction; `Err(Taken)` inside (and nothing written) when the email or username is
+    /// taken. Columns are written as sea-orm's insert writes them.
+    pub async fn insert_user(
+        self: Arc<Self>,
+        new: NewUser,
+        now: DateTime<Utc>,
+    ) -> Result<Result<User, Taken>, DbErr> {
+        static INSERT: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO users (email, email_lower, username, username_lower, full_name, password_hash, \
+                                    is_active, is_admin, created_at, updated_at, last_login_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, NULL) RETURNING {}",
+                users::column_list()
+            )
+        });
+        self.write("registration", move |txn| {
+            let (email_lower, username_lower) = new.lowered();
+            let inserted = txn.prepare_cached(&INSERT)?.query_row(
+                params![
+                    new.email,
+                    email_lower,
+                    new.username,
+                    username_lower,
+                    new.full_name,
+                    new.password_hash,
+                    new.is_active,
+                    new.is_admin,
+                    sqlx_timestamp(now)
+                ],
+                user,
+            );
+            let user = match inserted {
+                Ok(user) => user,
+                // Taken; the transaction rolls back as it drops.
+                Err(rusqlite::Error::SqliteFailure(err, Some(message)))
+                    if err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        && let Some(taken) = Taken::named_in(&message) =>
+                {
+                    return Ok(Err(taken));
+                }
+                Err(err) => return Err(err),
+            };
+            txn.prepare_cached(
+                "INSERT INTO user_roles (user_id, role_id) SELECT ?1, id FROM roles WHERE is_default",
+            )?
+            .execute([user.id])?;
+            txn.commit()?;
+            Ok(Ok(user))
         })
         .await
     }

@@ -7,11 +7,12 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
     DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable, PaginatorTrait, QueryFilter,
-    QueryOrder, QueryResult, QuerySelect, QueryTrait, Statement,
+    QueryOrder, QueryResult, QuerySelect, QueryTrait, SqlErr, Statement,
 };
 use sea_query_sqlx::SqlxValues;
 
 use super::entities::user::{self, ActiveModel, Column, Entity as Users, Model as User};
+use super::sqlite_direct::SqliteDirect;
 use super::{Confirmed, Direct};
 
 /// The columns of a new user row.
@@ -27,7 +28,7 @@ pub struct NewUser {
 
 impl NewUser {
     /// The lower-cased email and username the unique indexes hold, the same on every backend.
-    fn lowered(&self) -> (String, Option<String>) {
+    pub(super) fn lowered(&self) -> (String, Option<String>) {
         (
             self.email.to_lowercase(),
             self.username.as_ref().map(|u| u.to_ascii_lowercase()),
@@ -56,9 +57,56 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser, now: DateTime<Utc>)
     .await
 }
 
-/// Inserts a user and gives it every default role, all or nothing. On PostgreSQL one
-/// statement does both (one round trip instead of five); elsewhere a transaction.
+/// The unique value a new user collided with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    Email,
+    Username,
+}
+
+impl Taken {
+    /// Which of the two a database's unique-violation message names: PostgreSQL and MySQL
+    /// name the index (`ux_users_email_lower`, `ux_users_username_lower`), SQLite the column.
+    pub fn named_in(message: &str) -> Option<Self> {
+        let message = message.to_lowercase();
+        if message.contains("username") {
+            Some(Self::Username)
+        } else if message.contains("email") {
+            Some(Self::Email)
+        } else {
+            None
+        }
+    }
+
+    fn of(err: &DbErr) -> Option<Self> {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(message)) => Self::named_in(&message),
+            _ => None,
+        }
+    }
+}
+
+/// Inserts a user and gives it every default role, all or nothing; `Err(Taken)` inside when
+/// the email or username is taken, and nothing written. On PostgreSQL one statement does both
+/// (one round trip instead of five); on a SQLite file one transaction on the direct writer
+/// (`direct`, decision 101); elsewhere a transaction through sea-orm.
 pub async fn insert_with_default_roles(
+    db: &DatabaseConnection,
+    direct: Option<&Arc<SqliteDirect>>,
+    new: NewUser,
+    now: DateTime<Utc>,
+) -> Result<Result<User, Taken>, DbErr> {
+    if let Some(direct) = direct {
+        return Arc::clone(direct).insert_user(new, now).await;
+    }
+    let inserted = insert_with_default_roles_orm(db, new, now).await;
+    match inserted {
+        Err(err) => Taken::of(&err).map(Err).ok_or(err),
+        Ok(user) => Ok(Ok(user)),
+    }
+}
+
+async fn insert_with_default_roles_orm(
     db: &DatabaseConnection,
     new: NewUser,
     now: DateTime<Utc>,
@@ -127,6 +175,14 @@ pub(super) fn by_id_sql(backend: DbBackend) -> &'static str {
     }
 }
 
+/// Every user column, in the entity's order, for statements that list them (`SELECT`,
+/// `RETURNING`).
+pub(super) fn column_list() -> &'static str {
+    static LIST: LazyLock<String> =
+        LazyLock::new(|| Column::iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "));
+    &LIST
+}
+
 /// `SELECT` of every user column where `column` (one of [`login_key`]'s) equals the one
 /// parameter, in the entity's column order, for the SQLite direct login lookup.
 pub(super) fn by_login_sql_sqlite(column: Column) -> &'static str {
@@ -139,8 +195,7 @@ pub(super) fn by_login_sql_sqlite(column: Column) -> &'static str {
 }
 
 fn select_where(condition: &str) -> String {
-    let columns = Column::iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ");
-    format!("SELECT {columns} FROM users WHERE {condition}")
+    format!("SELECT {} FROM users WHERE {condition}", column_list())
 }
 
 /// Finds a user by email or username, ignoring letter case. Usernames cannot contain `@`, so

@@ -894,3 +894,96 @@ async fn a_sqlite_login_lookup_reads_what_sea_orm_reads() {
             .is_none()
     );
 }
+
+/// On a SQLite file a registration's user and default roles are one transaction on the direct
+/// writer; the row is the one sea-orm's insert writes, byte for byte, and a taken email or
+/// username is told apart and writes nothing, as through sea-orm.
+#[tokio::test]
+async fn a_sqlite_registration_writes_what_sea_orm_writes() {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    use users_api::store::entities::user::{Entity as Users, Model as User};
+    use users_api::store::rbac;
+    use users_api::store::users::{NewUser, Taken};
+
+    let app = sqlite_app().await;
+    let direct = app
+        .core
+        .sqlite_direct()
+        .expect("a SQLite file gets direct writes")
+        .clone();
+    let now = chrono::Utc::now();
+    let new = |n: &str| NewUser {
+        email: format!("Mixed.{n}@Example.ORG"),
+        username: Some(format!("Name_{n}")),
+        full_name: Some("Åse Ørn".into()),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
+        is_active: false,
+        is_admin: true,
+    };
+    let written = users::insert_with_default_roles(&app.core.db, Some(&direct), new("d"), now)
+        .await
+        .unwrap()
+        .unwrap();
+    let by_orm = users::insert_with_default_roles(&app.core.db, None, new("o"), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        users::find(&app.core.db, written.id).await.unwrap().as_ref(),
+        Some(&written)
+    );
+    assert_eq!(written.email_lower, "mixed.d@example.org");
+    assert_eq!(written.username_lower.as_deref(), Some("name_d"));
+    let same_but_names = User {
+        id: by_orm.id,
+        email: by_orm.email.clone(),
+        email_lower: by_orm.email_lower.clone(),
+        username: by_orm.username.clone(),
+        username_lower: by_orm.username_lower.clone(),
+        ..written.clone()
+    };
+    assert_eq!(same_but_names, by_orm);
+    // As stored: every column's value and type, beside the names.
+    let other = second_process(&direct);
+    let stored = |id: i64| -> Vec<String> {
+        other
+            .query_row(
+                "SELECT quote(full_name), quote(password_hash), quote(is_active), quote(is_admin), \
+                        quote(created_at), quote(updated_at), quote(last_login_at), quote(bio), \
+                        quote(preferences), quote(birth_date) FROM users WHERE id = ?",
+                [id],
+                |row| (0..10).map(|i| row.get(i)).collect(),
+            )
+            .unwrap()
+    };
+    assert_eq!(stored(written.id), stored(by_orm.id));
+    let granted = rbac::resolve(&app.core.db, written.id).await.unwrap();
+    assert!(!granted.0.is_empty(), "the default roles");
+    assert_eq!(granted, rbac::resolve(&app.core.db, by_orm.id).await.unwrap());
+
+    let count = || async { Users::find().count(&app.core.db).await.unwrap() };
+    let before = count().await;
+    for (to_write, taken) in [
+        (
+            NewUser {
+                username: None,
+                ..new("D")
+            },
+            Taken::Email,
+        ),
+        (
+            NewUser {
+                email: "fresh@example.org".into(),
+                ..new("D")
+            },
+            Taken::Username,
+        ),
+    ] {
+        let answer =
+            users::insert_with_default_roles(&app.core.db, Some(&direct), to_write.clone(), now).await;
+        assert_eq!(answer.unwrap().err(), Some(taken));
+        let answer = users::insert_with_default_roles(&app.core.db, None, to_write, now).await;
+        assert_eq!(answer.unwrap().err(), Some(taken));
+    }
+    assert_eq!(count().await, before, "a taken name writes nothing");
+}
