@@ -65,8 +65,8 @@ pub struct SqliteDirect {
     kept_served: AtomicU64,
     /// `PRAGMA data_version` questions asked, for tests.
     version_checks: AtomicU64,
-    /// The connection the direct writes (refresh rotation, a login's session) use, between
-    /// writes.
+    /// The connection the direct writes (refresh rotation, a login's session, a registration)
+    /// use, between writes.
     writer: Mutex<Option<Connection>>,
     /// The file's write turn, shared with `store::begin`.
     turn: Arc<tokio::sync::Mutex<()>>,
@@ -427,35 +427,47 @@ impl SqliteDirect {
 
     /// Runs `work` in a `BEGIN IMMEDIATE` transaction on the writer connection, on a blocking
     /// thread, in this process's write turn (so it never waits on SQLite's lock for a writer
-    /// of its own). `work` commits; what it leaves uncommitted rolls back.
+    /// of its own). `work` commits; what it leaves uncommitted rolls back. A request that has
+    /// gone (its deadline passed) by the time the transaction begins, after a wait for another
+    /// process's lock, writes nothing, as a sea-orm transaction whose future was dropped.
     async fn write<T: Send + 'static>(
         self: Arc<Self>,
         what: &'static str,
         work: impl FnOnce(Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, DbErr> {
         let turn = super::take_turn(Arc::clone(&self.turn)).await?;
-        let result = tokio::task::spawn_blocking(move || {
-            let done = self.write_blocking(work);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let done = self.write_blocking(|| reply.is_closed(), work);
             // The turn is held until the write has really ended, even if the request that
             // asked for it has gone.
             drop(turn);
-            done
-        })
-        .await
-        .map_err(|err| internal(format!("{what} task: {err}")))?;
-        result.map_err(|err| internal(err.to_string()))
+            if let Some(done) = done.transpose() {
+                let _ = reply.send(done);
+            }
+        });
+        answer
+            .await
+            .map_err(|_| internal(format!("{what} task ended without an answer")))?
+            .map_err(|err| internal(err.to_string()))
     }
 
+    /// `Ok(None)`: the transaction began after `gone` and wrote nothing.
     fn write_blocking<T>(
         &self,
+        gone: impl Fn() -> bool,
         work: impl FnOnce(Transaction<'_>) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
+    ) -> rusqlite::Result<Option<T>> {
         let taken = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
         let mut conn = match taken {
             Some(conn) => conn,
             None => self.open(Access::Write)?,
         };
-        let done = work(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)?;
+        let done = {
+            let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Nobody waits for the answer: the transaction rolls back as it drops.
+            if gone() { None } else { Some(work(txn)?) }
+        };
         // Only a connection whose work ended cleanly goes back; after an error it is dropped.
         *self.writer.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn);
         Ok(done)
