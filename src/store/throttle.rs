@@ -1,5 +1,7 @@
 //! Queries on `login_throttle`.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{ExprTrait, OnConflict};
 use sea_orm::{
@@ -23,7 +25,7 @@ pub async fn find(db: &impl ConnectionTrait, keys: &[String]) -> Result<Vec<Coun
 /// file two statements on the calling thread (`direct`, decision 100); elsewhere two.
 pub async fn find_with_user(
     db: &DatabaseConnection,
-    direct: Option<&SqliteDirect>,
+    direct: Option<&Arc<SqliteDirect>>,
     keys: &[String],
     login: &str,
 ) -> Result<(Vec<Counter>, Option<User>), DbErr> {
