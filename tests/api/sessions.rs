@@ -263,3 +263,39 @@ backend_test!(
         assert_eq!(token.expires_at, session.expires_at);
     }
 );
+
+/// On PostgreSQL a login's session is committed without waiting for the WAL flush (decision
+/// 103), and only that transaction is: the connection that ran it goes on committing as the
+/// server is configured, so a logout or registration on it next still waits for the disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logins_relaxed_commit_does_not_outlast_it() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let Some(app) = crate::helpers::spawn_app_with(crate::helpers::Backend::Postgres, |settings| {
+        // One pooled connection: whatever runs next runs where the login's statement ran.
+        settings.db_max_connections = Some(1);
+    })
+    .await
+    else {
+        return;
+    };
+    let user = app.user().await;
+    let (access, _) = app.login_pair(&user.email, PASSWORD).await;
+    assert_eq!(
+        body(app.get("/auth/me", Some(&access)).await).await["id"],
+        user.id
+    );
+    let show = Statement::from_string(app.core.db.get_database_backend(), "SHOW synchronous_commit");
+    let row = app.core.db.query_one_raw(show).await.unwrap().unwrap();
+    assert_eq!(row.try_get::<String>("", "synchronous_commit").unwrap(), "on");
+    let sessions = Statement::from_sql_and_values(
+        app.core.db.get_database_backend(),
+        "SELECT COUNT(*) AS n FROM sessions WHERE user_id = $1 AND revoked_at IS NULL",
+        [user.id.into()],
+    );
+    let row = app.core.db.query_one_raw(sessions).await.unwrap().unwrap();
+    assert_eq!(
+        row.try_get::<i64>("", "n").unwrap(),
+        2,
+        "both logins' sessions are stored"
+    );
+}
