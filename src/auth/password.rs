@@ -99,6 +99,39 @@ impl PasswordHasher {
         Ok(micros)
     }
 
+    /// Hashes back to back on every hashing thread at once until `window` has passed on each,
+    /// as `time_back_to_back` with `every_thread` does for a count; answers each thread's hashes
+    /// and the microseconds they took. Over a window of seconds this averages a machine whose
+    /// speed changes from moment to moment. For `bench/run.sh` only.
+    #[cfg(feature = "bench")]
+    pub async fn hash_for(&self, window: std::time::Duration) -> anyhow::Result<Vec<(u32, u64)>> {
+        let mut answers = Vec::with_capacity(self.pool.threads);
+        for _ in 0..self.pool.threads {
+            let (reply, answer) = oneshot::channel();
+            self.pool.submit(Box::new(move |scratch: &mut Scratch| {
+                let started = Instant::now();
+                let mut hashes = 0u32;
+                let counted = loop {
+                    if let Err(err) = hash_with(scratch, b"bench-password-123") {
+                        break Err(err);
+                    }
+                    hashes += 1;
+                    let elapsed = started.elapsed();
+                    if elapsed >= window {
+                        break Ok((hashes, u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)));
+                    }
+                };
+                let _ = reply.send(counted);
+            }))?;
+            answers.push(answer);
+        }
+        let mut counts = Vec::with_capacity(answers.len());
+        for answer in answers {
+            counts.push(answer.await.context("password hashing task failed")??);
+        }
+        Ok(counts)
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Scratch) -> T + Send + 'static,

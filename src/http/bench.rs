@@ -14,7 +14,7 @@
 //!   The last gives the hash-bound limit of login and register (cores ÷ time of one hash while
 //!   every core hashes); the quicker of the first two gives a stricter one-core figure.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/_bench/static", get(static_json))
         .route("/_bench/argon2", get(argon2))
+        .route("/_bench/argon2/rate", get(argon2_rate))
 }
 
 async fn static_json(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -77,4 +78,27 @@ async fn argon2(State(state): State<AppState>, Query(runs): Query<HashRuns>) -> 
         "hash_all_threads_us": all_threads,
     }))
     .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct RateWindow {
+    ms: Option<u64>,
+}
+
+/// Hashes on every hashing thread for a window; answers each thread's count and duration, and
+/// their sum of hashes per second.
+async fn argon2_rate(State(state): State<AppState>, Query(window): Query<RateWindow>) -> Response {
+    let ms = window.ms.unwrap_or(1000).clamp(100, 20_000);
+    let Ok(threads) = state.core.hasher.hash_for(Duration::from_millis(ms)).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let per_second: f64 = threads
+        .iter()
+        .map(|&(hashes, micros)| f64::from(hashes) * 1e6 / micros.max(1) as f64)
+        .sum();
+    let threads: Vec<_> = threads
+        .iter()
+        .map(|&(hashes, micros)| serde_json::json!({ "hashes": hashes, "us": micros }))
+        .collect();
+    axum::Json(serde_json::json!({ "per_second": per_second, "threads": threads })).into_response()
 }
