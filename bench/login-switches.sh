@@ -22,30 +22,9 @@ fi
 for tool in perf wrk curl; do
   command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 2; }
 done
-if [[ -z ${BIN:-} ]]; then
-  (cd "$root" && cargo build --release --quiet)
-  BIN=${CARGO_TARGET_DIR:-$root/target}/release/users-api
-fi
-
-work=$(mktemp -d)
-service_pid=
-cleanup() {
-  [[ -n $service_pid ]] && kill "$service_pid" 2>/dev/null && wait "$service_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-export JWT_SECRET_KEY=bench-signing-key-bench-signing-key-0123456789 AUTH_RATE_PER_SECOND=0
-export APP_ENV=production LOG_FORMAT=json LOG_LEVEL=info HOST=127.0.0.1 PORT DATA_DIR=$work/data
-export DATABASE_URL=sqlite://$work/users.db
-"$BIN" migrate up >/dev/null
-"$BIN" serve >"$work/service.log" 2>&1 &
-service_pid=$!
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
-  sleep 0.05
-done
+export AUTH_RATE_PER_SECOND=0
+# shellcheck source=bench/sqlite-service.sh
+source "$here/sqlite-service.sh"
 curl -fsS -X POST "http://127.0.0.1:$PORT/auth/register" -H 'content-type: application/json' \
   -d "{\"email\":\"switches@bench.example\",\"password\":\"$PASSWORD\"}" >/dev/null
 
