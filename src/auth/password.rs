@@ -76,60 +76,64 @@ impl PasswordHasher {
     #[cfg(feature = "bench")]
     pub async fn time_back_to_back(&self, n: u32, every_thread: bool) -> anyhow::Result<Vec<u64>> {
         let threads = if every_thread { self.pool.threads } else { 1 };
-        // All jobs are queued before any is awaited, so that each idle thread takes one.
-        let mut answers = Vec::with_capacity(threads);
-        for _ in 0..threads {
-            let (reply, answer) = oneshot::channel();
-            self.pool.submit(Box::new(move |scratch: &mut Scratch| {
-                let timings: anyhow::Result<Vec<u64>> = (0..n)
+        let timings = self
+            .on_threads(threads, move |scratch| {
+                (0..n)
                     .map(|_| {
                         let started = Instant::now();
                         hash_with(scratch, b"bench-password-123")?;
                         Ok(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX))
                     })
-                    .collect();
-                let _ = reply.send(timings);
-            }))?;
-            answers.push(answer);
-        }
-        let mut micros = Vec::with_capacity(threads * n as usize);
-        for answer in answers {
-            micros.extend(answer.await.context("password hashing task failed")??);
-        }
-        Ok(micros)
+                    .collect::<anyhow::Result<Vec<u64>>>()
+            })
+            .await?;
+        Ok(timings.into_iter().flatten().collect())
     }
 
-    /// Hashes back to back on every hashing thread at once until `window` has passed on each,
-    /// as `time_back_to_back` with `every_thread` does for a count; answers each thread's hashes
-    /// and the microseconds they took. Over a window of seconds this averages a machine whose
-    /// speed changes from moment to moment. For `bench/run.sh` only.
+    /// Hashes back to back on every hashing thread at once until `window` has passed on each;
+    /// answers each thread's hashes and the microseconds they took. Over a window of seconds
+    /// this averages a machine whose speed changes from moment to moment. For `bench/run.sh`
+    /// only.
     #[cfg(feature = "bench")]
     pub async fn hash_for(&self, window: std::time::Duration) -> anyhow::Result<Vec<(u32, u64)>> {
-        let mut answers = Vec::with_capacity(self.pool.threads);
-        for _ in 0..self.pool.threads {
+        self.on_threads(self.pool.threads, move |scratch| {
+            let started = Instant::now();
+            let mut hashes = 0u32;
+            loop {
+                hash_with(scratch, b"bench-password-123")?;
+                hashes += 1;
+                let elapsed = started.elapsed();
+                if elapsed >= window {
+                    return Ok((hashes, u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)));
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs `job` once on each of `threads` hashing threads at the same time and answers what
+    /// each returned. All jobs are queued before any is awaited, so that each idle thread
+    /// takes one.
+    #[cfg(feature = "bench")]
+    async fn on_threads<T: Send + 'static>(
+        &self,
+        threads: usize,
+        job: impl Fn(&mut Scratch) -> anyhow::Result<T> + Clone + Send + 'static,
+    ) -> anyhow::Result<Vec<T>> {
+        let mut answers = Vec::with_capacity(threads);
+        for _ in 0..threads {
             let (reply, answer) = oneshot::channel();
+            let job = job.clone();
             self.pool.submit(Box::new(move |scratch: &mut Scratch| {
-                let started = Instant::now();
-                let mut hashes = 0u32;
-                let counted = loop {
-                    if let Err(err) = hash_with(scratch, b"bench-password-123") {
-                        break Err(err);
-                    }
-                    hashes += 1;
-                    let elapsed = started.elapsed();
-                    if elapsed >= window {
-                        break Ok((hashes, u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)));
-                    }
-                };
-                let _ = reply.send(counted);
+                let _ = reply.send(job(scratch));
             }))?;
             answers.push(answer);
         }
-        let mut counts = Vec::with_capacity(answers.len());
+        let mut results = Vec::with_capacity(threads);
         for answer in answers {
-            counts.push(answer.await.context("password hashing task failed")??);
+            results.push(answer.await.context("password hashing task failed")??);
         }
-        Ok(counts)
+        Ok(results)
     }
 
     async fn run<T: Send + 'static>(

@@ -13,6 +13,9 @@
 //!   hashing thread at once, as a login flood runs them (`hash_all_threads_us`, N per thread).
 //!   The last gives the hash-bound limit of login and register (cores ÷ time of one hash while
 //!   every core hashes); the quicker of the first two gives a stricter one-core figure.
+//! * `GET /_bench/argon2/rate?ms=N` has every hashing thread hash back to back for N
+//!   milliseconds (100 to 20,000) and answers each thread's count and time, and their sum in
+//!   hashes per second: the same limit as a rate over the window (decision 104).
 
 use std::time::{Duration, Instant};
 
