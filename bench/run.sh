@@ -409,4 +409,4 @@ for backend in $BACKENDS; do
 done
 
 python3 "$here/report.py" "$OUT"
-echo "results: $results, $extras; chart and table: $OUT/chart.svg, $OUT/table.md"
+echo "results: $results, $extras; chart, table and goals: $OUT/chart.svg, $OUT/table.md, $OUT/goals.md"
