@@ -293,10 +293,13 @@ print(median('hash_us'), median('hash_reused_us'), median('hash_all_threads_us')
 
 # Hashes on every hashing thread at once for HASH_WINDOW seconds and records the hashes per
 # second they did together: the hash-bound limit as a rate averaged over seconds, where
-# hash_bound's median of 20 hashes samples well under one. Leaves it in rate_rps.
+# hash_bound's median of 20 hashes samples well under one. Leaves it in rate_rps, empty for a
+# binary from before decision 104, which has no such route (nothing is recorded then).
 hash_rate() { # BACKEND SCENARIO before|after
-  rate_rps=$(curl -fs "http://$HOST:$PORT/_bench/argon2/rate?ms=$((HASH_WINDOW * 1000))" |
-    python3 -c "import json, sys; print(f\"{json.load(sys.stdin)['per_second']:.1f}\")")
+  local answer
+  rate_rps=
+  answer=$(curl -fs "http://$HOST:$PORT/_bench/argon2/rate?ms=$((HASH_WINDOW * 1000))") || return 0
+  rate_rps=$(python3 -c "import json, sys; print(f\"{json.load(sys.stdin)['per_second']:.1f}\")" <<<"$answer")
   extra "$1" "hash_rate_rps_$3_$2" "$rate_rps"
 }
 
@@ -328,7 +331,9 @@ hash_bracketed() { # BACKEND NAME SCENARIO COMMAND...
   extra "$backend" "hash_bound_rps_around_$name" "$bound"
   extra "$backend" "${measured}_of_hash_bound_pct" "$(echo "100 * $rps / $bound" | bc -l | xargs printf '%.0f')"
   extra "$backend" "${measured}_of_one_core_bound_pct" "$(echo "100 * $rps / $one_core" | bc -l | xargs printf '%.0f')"
-  extra "$backend" "${measured}_of_hash_rate_pct" "$(echo "200 * $rps / ($rate_before + $rate_rps)" | bc -l | xargs printf '%.0f')"
+  if [[ -n $rate_before && -n $rate_rps ]]; then
+    extra "$backend" "${measured}_of_hash_rate_pct" "$(echo "200 * $rps / ($rate_before + $rate_rps)" | bc -l | xargs printf '%.0f')"
+  fi
 }
 
 # Two load generators at once: a login flood at full concurrency, and a small closed-loop
