@@ -42,11 +42,15 @@ with open(os.path.join(out, "table.md"), "w") as f:
 
 # Chart: requests per second on a log scale, one group per scenario, ours (every run and
 # backend) beside the peers.
-def ours(label, backend, scenario):
+def row(label, backend, scenario):
     for r in rows:
         if (r["label"], r["backend"], r["scenario"]) == (label, backend, scenario):
-            return float(r["rps"])
+            return r
     return None
+
+def ours(label, backend, scenario):
+    r = row(label, backend, scenario)
+    return float(r["rps"]) if r else None
 
 series = []
 for label in labels:
@@ -99,12 +103,6 @@ with open(os.path.join(out, "chart.svg"), "w") as f:
 # on and whether every one of them passes. Login and register are read against the mean of the
 # 5 s hashing rates around them (decision 104); runs from before those rates were recorded fall
 # back to the quicker of the two timings (decision 87).
-def row(label, backend, scenario):
-    for r in rows:
-        if (r["label"], r["backend"], r["scenario"]) == (label, backend, scenario):
-            return r
-    return None
-
 def extra(label, backend, metric):
     for e in extras:
         if (e["label"], e["backend"], e["metric"]) == (label, backend, metric):
