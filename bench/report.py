@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Renders bench/run.sh results (OUT/*.tsv) as a Markdown table (OUT/table.md), an SVG chart
 (OUT/chart.svg) that puts our figures beside the peers' from issue 8, and each run's results
-against the issue's goals (OUT/goals.md). Plain text, no network."""
+against the issue's goals, and the median of the runs against them (OUT/goals.md). Plain text, no network."""
 import csv
 import glob
 import math
 import os
+import statistics
 import sys
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "results")
@@ -110,59 +111,69 @@ def extra(label, backend, metric):
     return None
 
 def goals_of(label, backend):
-    """(goal, figures, met) for each goal this run measured on this backend."""
+    """(goal, figures) for each goal this run measured on this backend; a figure is (name,
+    value, passes), passes a test of the value alone, so that it also applies to a median."""
     found = []
     def judge(goal, figures):
         figures = [(name, value, ok) for name, value, ok in figures if value is not None]
         if figures:
-            text = ", ".join(f"{name} {value:,.0f}" if value >= 100 or value == int(value)
-                             else f"{name} {value:.2f}" for name, value, _ in figures)
-            found.append((goal, text, all(ok for _, _, ok in figures)))
+            found.append((goal, figures))
+    at_least = lambda floor: lambda v: v >= floor
+    under = lambda limit: lambda v: v < limit
     reads = [(s, row(label, backend, s)) for s in ("read_user", "me")]
     reads = [(s, r) for s, r in reads if r]
     floor = 15000 if backend == "sqlite" else 8000
-    judge(f"authenticated read ≥ {floor:,} req/s",
-          [(s, float(r["rps"]), float(r["rps"]) >= floor) for s, r in reads])
-    judge("read p99 < 5 ms", [(s, float(r["p99_ms"]), float(r["p99_ms"]) < 5) for s, r in reads])
+    judge(f"authenticated read ≥ {floor:,} req/s", [(s, float(r["rps"]), at_least(floor)) for s, r in reads])
+    judge("read p99 < 5 ms", [(s, float(r["p99_ms"]), under(5)) for s, r in reads])
     ceiling = row(label, backend, "ceiling")
     if ceiling:
         top = float(ceiling["rps"])
-        judge("read ≥ half of the ceiling",
-              [(s + " %", 100 * float(r["rps"]) / top, float(r["rps"]) >= top / 2) for s, r in reads])
+        judge("read ≥ half of the ceiling", [(s + " %", 100 * float(r["rps"]) / top, at_least(50)) for s, r in reads])
     for scenario in ("login", "register"):
         share, against = extra(label, backend, f"{scenario}_of_hash_rate_pct"), "of the 5 s rates"
         if share is None:
             share, against = extra(label, backend, f"{scenario}_of_hash_bound_pct"), "of the quicker timing"
-        judge(f"{scenario} ≥ 90 % of the hash-bound limit",
-              [(f"{scenario} % {against}", share, share is not None and share >= 90)])
+        judge(f"{scenario} ≥ 90 % of the hash-bound limit", [(f"{scenario} % {against}", share, at_least(90))])
     probe = row(label, backend, "healthz_during_login")
     if probe:
-        judge("/healthz p99 < 10 ms during a login flood",
-              [("p99 ms", float(probe["p99_ms"]), float(probe["p99_ms"]) < 10)])
+        judge("/healthz p99 < 10 ms during a login flood", [("p99 ms", float(probe["p99_ms"]), under(10))])
     refresh = row(label, backend, "refresh")
     if refresh:
-        judge("refresh ≥ 2,000 req/s", [("refresh", float(refresh["rps"]), float(refresh["rps"]) >= 2000)])
+        judge("refresh ≥ 2,000 req/s", [("refresh", float(refresh["rps"]), at_least(2000))])
     search = row(label, backend, "search")
     if search and backend == "postgres":
-        judge("admin search at 100k users p99 < 50 ms",
-              [("p99 ms", float(search["p99_ms"]), float(search["p99_ms"]) < 50)])
-    rest = extra(label, backend, "rss_at_rest_mib")
-    judge("memory < 25 MiB at rest", [("MiB", rest, rest is not None and rest < 25)])
+        judge("admin search at 100k users p99 < 50 ms", [("p99 ms", float(search["p99_ms"]), under(50))])
+    judge("memory < 25 MiB at rest", [("MiB", extra(label, backend, "rss_at_rest_mib"), under(25))])
     judge("memory < 64 MiB during the read flood",
-          [(s + " MiB", float(r["peak_rss_mib"]), float(r["peak_rss_mib"]) < 64) for s, r in reads])
+          [(s + " MiB", float(r["peak_rss_mib"]), under(64)) for s, r in reads])
     login = row(label, backend, "login")
     if login:
-        judge("memory < 128 MiB during the login flood",
-              [("MiB", float(login["peak_rss_mib"]), float(login["peak_rss_mib"]) < 128)])
-    cold = extra(label, backend, "cold_start_ms")
+        judge("memory < 128 MiB during the login flood", [("MiB", float(login["peak_rss_mib"]), under(128))])
     if backend == "sqlite":
-        judge("cold start to ready < 200 ms", [("ms", cold, cold is not None and cold < 200)])
+        judge("cold start to ready < 200 ms", [("ms", extra(label, backend, "cold_start_ms"), under(200))])
     return found
 
+def verdict(run, backend, goal, figures):
+    text = ", ".join(f"{name} {value:,.0f}" if value >= 100 or value == int(value)
+                     else f"{name} {value:.2f}" for name, value, _ in figures)
+    met = all(ok(value) for _, value, ok in figures)
+    return f"| {run} | {backend} | {goal} | {text} | {'yes' if met else '**no**'} |"
+
+# Each run on its own, then, where the folder holds more than one, the median of each figure
+# over the runs that measured it: on a machine whose speed wanders from minute to minute, a
+# single run can fall either side of a goal that the service meets on the whole.
 goal_lines = ["| run | backend | goal | measured | met? |", "|---|---|---|---|---|"]
+across = {}
 for label in labels:
     for backend in ("sqlite", "postgres"):
-        for goal, text, met in goals_of(label, backend):
-            goal_lines.append(f"| {label} | {backend} | {goal} | {text} | {'yes' if met else '**no**'} |")
+        for goal, figures in goals_of(label, backend):
+            goal_lines.append(verdict(label, backend, goal, figures))
+            for name, value, ok in figures:
+                across.setdefault((backend, goal), {}).setdefault(name, ([], ok))[0].append(value)
+for (backend, goal), figures in across.items():
+    runs = max(len(values) for values, _ in figures.values())
+    if runs > 1:
+        medians = [(name, statistics.median(values), ok) for name, (values, ok) in figures.items()]
+        goal_lines.append(verdict(f"median of {runs} runs", backend, goal, medians))
 with open(os.path.join(out, "goals.md"), "w") as f:
     f.write("\n".join(goal_lines) + "\n")
