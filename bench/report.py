@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Renders bench/run.sh results (OUT/*.tsv) as a Markdown table (OUT/table.md), an SVG chart
 (OUT/chart.svg) that puts our figures beside the peers' from issue 8, and each run's results
-against the issue's goals, and the median of the runs against them (OUT/goals.md). Plain text, no network."""
+against the issue's goals, and the median of each binary's runs against them (OUT/goals.md). Plain text, no network."""
 import csv
 import glob
 import math
 import os
+import re
 import statistics
 import sys
 
@@ -159,21 +160,23 @@ def verdict(run, backend, goal, figures):
     met = all(ok(value) for _, value, ok in figures)
     return f"| {run} | {backend} | {goal} | {text} | {'yes' if met else '**no**'} |"
 
-# Each run on its own, then, where the folder holds more than one, the median of each figure
-# over the runs that measured it: on a machine whose speed wanders from minute to minute, a
-# single run can fall either side of a goal that the service meets on the whole.
+# Each run on its own, then, for each binary run more than once, the median of each figure
+# over its runs: on a machine whose speed wanders from minute to minute, a single run can fall
+# either side of a goal that the service meets on the whole. Runs of one binary are those whose
+# labels differ only by a trailing "-<n>" (bench/run.sh's LABEL: 8e95de2, 8e95de2-2, ...).
 goal_lines = ["| run | backend | goal | measured | met? |", "|---|---|---|---|---|"]
 across = {}
 for label in labels:
+    binary = re.sub(r"-\d+$", "", label)
     for backend in ("sqlite", "postgres"):
         for goal, figures in goals_of(label, backend):
             goal_lines.append(verdict(label, backend, goal, figures))
             for name, value, ok in figures:
-                across.setdefault((backend, goal), {}).setdefault(name, ([], ok))[0].append(value)
-for (backend, goal), figures in across.items():
+                across.setdefault((binary, backend, goal), {}).setdefault(name, ([], ok))[0].append(value)
+for (binary, backend, goal), figures in across.items():
     runs = max(len(values) for values, _ in figures.values())
     if runs > 1:
         medians = [(name, statistics.median(values), ok) for name, (values, ok) in figures.items()]
-        goal_lines.append(verdict(f"median of {runs} runs", backend, goal, medians))
+        goal_lines.append(verdict(f"{binary}: median of {runs} runs", backend, goal, medians))
 with open(os.path.join(out, "goals.md"), "w") as f:
     f.write("\n".join(goal_lines) + "\n")
