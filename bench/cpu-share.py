@@ -10,7 +10,8 @@ ran: the PostgreSQL server's processes sum under "postgres", COMMAND's own under
 (COMMAND's output goes to standard error, the shares to standard output). With --service,
 the service's own threads are listed apart by group (argon2-* hashing threads,
 tokio-rt-worker request threads, the rest by name). The machine's steal time (CPU the
-hypervisor gave to others) and idle time are printed too; neither is in any process's share. Threads that start
+hypervisor gave to others), idle time and time in interrupts are printed too; none of them is in
+any process's share. Threads that start
 and end while COMMAND runs are missed; the ones that matter here live through it.
 """
 
@@ -50,11 +51,12 @@ def tasks():
     return found
 
 
-def idle_and_steal():
-    """The machine's idle (idle + iowait) and steal ticks so far, from /proc/stat."""
+def machine_ticks():
+    """The machine's busy (user + nice + system), idle (idle + iowait), interrupt (irq +
+    softirq) and steal ticks so far, from /proc/stat."""
     with open("/proc/stat") as f:
         fields = [int(v) for v in f.readline().split()[1:]]
-    return fields[3] + fields[4], fields[7]
+    return sum(fields[0:3]), fields[3] + fields[4], fields[5] + fields[6], fields[7]
 
 
 def main():
@@ -66,10 +68,10 @@ def main():
         args = args[1:]
     if not args:
         sys.exit(__doc__)
-    before, (idle_before, steal_before), started = tasks(), idle_and_steal(), time.monotonic()
+    before, machine_before, started = tasks(), machine_ticks(), time.monotonic()
     code = subprocess.run(args, stdout=sys.stderr).returncode
     own = resource.getrusage(resource.RUSAGE_CHILDREN)
-    after, (idle_after, steal_after), seconds = tasks(), idle_and_steal(), time.monotonic() - started
+    after, machine_after, seconds = tasks(), machine_ticks(), time.monotonic() - started
     machine = TICK * CORES * seconds
     processes, threads = defaultdict(int), defaultdict(int)
     for key, (process, name, ticks) in after.items():
@@ -79,13 +81,20 @@ def main():
         else:
             processes[process] += used
     share = lambda ticks: f"{100 * ticks / machine:.1f} %"
-    print(f"{seconds:.1f} s on {CORES} cores; idle {share(idle_after - idle_before)}, steal {share(steal_after - steal_before)}")
+    busy, idle, interrupts, steal = (b - a for a, b in zip(machine_before, machine_after))
+    print(f"{seconds:.1f} s on {CORES} cores; busy {share(busy)}, idle {share(idle)}, "
+          f"interrupts {share(interrupts)}, steal {share(steal)}")
     if service is not None:
         print(f"service (pid {service}): {100 * sum(threads.values()) / machine:.1f} %")
         for name, used in sorted(threads.items(), key=lambda kv: -kv[1]):
             print(f"  {name:<28} {100 * used / machine:5.1f} %")
     # COMMAND has ended before the second reading; its own time comes from the kernel's account.
     processes[f"{os.path.basename(args[0])} (COMMAND)"] += round((own.ru_utime + own.ru_stime) * TICK)
+    # Busy time no thread alive at both readings accounts for: processes that started and ended
+    # meanwhile (the machine's own monitoring, say). A thread's time includes the interrupts
+    # the kernel handled while it ran, which /proc/stat counts apart from busy time.
+    listed = sum(threads.values()) + sum(processes.values())
+    print(f"{'(not in any thread listed)':<30} {share(busy + interrupts - listed)}")
     for name, used in sorted(processes.items(), key=lambda kv: -kv[1]):
         if used:
             print(f"{name:<30} {100 * used / machine:5.1f} %")

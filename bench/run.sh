@@ -165,18 +165,30 @@ hash_ticks() { # PID
   echo "$total"
 }
 
+# The machine's steal time so far (CPU its hypervisor gave to others), in clock ticks.
+steal_ticks() {
+  local cpu user nice system idle iowait irq softirq steal rest
+  read -r cpu user nice system idle iowait irq softirq steal rest </proc/stat
+  echo "$steal"
+}
+
 # Runs COMMAND and records, under NAME, the share of the machine's CPU (all cores) that the
 # service's hashing threads had meanwhile: read in the same seconds as the load, it does not
 # move with the machine's speed as the hash-bound limit's timings do, and it bounds what any
-# login or registration can reach against that limit (docs/benchmarks.md).
+# login or registration can reach against that limit (docs/benchmarks.md). Beside it, the
+# share the hypervisor took (steal), which no process on the machine had.
 hashing_share() { # BACKEND NAME COMMAND...
-  local backend=$1 name=$2 ticks started
+  local backend=$1 name=$2 ticks steal started machine
   shift 2
   ticks=$(hash_ticks "$service_pid")
+  steal=$(steal_ticks)
   started=$(date +%s.%N)
   "$@"
   ticks=$(($(hash_ticks "$service_pid") - ticks))
-  extra "$backend" "${name}_hashing_cpu_pct" "$(echo "100 * $ticks / ($(getconf CLK_TCK) * $(nproc) * ($(date +%s.%N) - $started))" | bc -l | xargs printf '%.1f')"
+  steal=$(($(steal_ticks) - steal))
+  machine="$(getconf CLK_TCK) * $(nproc) * ($(date +%s.%N) - $started)"
+  extra "$backend" "${name}_hashing_cpu_pct" "$(echo "100 * $ticks / ($machine)" | bc -l | xargs printf '%.1f')"
+  extra "$backend" "${name}_steal_pct" "$(echo "100 * $steal / ($machine)" | bc -l | xargs printf '%.1f')"
 }
 
 scenario() { # BACKEND NAME LUA PATH [ARGS...]
