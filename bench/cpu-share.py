@@ -38,7 +38,8 @@ def tasks():
     found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            process = open(f"/proc/{pid}/comm").read().strip()
+            with open(f"/proc/{pid}/comm") as f:
+                process = f.read().strip()
             for tid in os.listdir(f"/proc/{pid}/task"):
                 with open(f"/proc/{pid}/task/{tid}/stat") as f:
                     stat = f.read()
@@ -46,7 +47,7 @@ def tasks():
                 name = stat[stat.index("(") + 1 : stat.rindex(")")]
                 fields = stat[stat.rindex(")") + 2 :].split()
                 found[(int(pid), int(tid))] = (process, name, int(fields[11]) + int(fields[12]))
-        except (FileNotFoundError, ProcessLookupError, ValueError):
+        except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError):
             continue
     return found
 
@@ -85,19 +86,19 @@ def main():
     print(f"{seconds:.1f} s on {CORES} cores; busy {share(busy)}, idle {share(idle)}, "
           f"interrupts {share(interrupts)}, steal {share(steal)}")
     if service is not None:
-        print(f"service (pid {service}): {100 * sum(threads.values()) / machine:.1f} %")
+        print(f"service (pid {service}): {share(sum(threads.values()))}")
         for name, used in sorted(threads.items(), key=lambda kv: -kv[1]):
-            print(f"  {name:<28} {100 * used / machine:5.1f} %")
+            print(f"  {name:<28} {share(used):>7}")
     # COMMAND has ended before the second reading; its own time comes from the kernel's account.
     processes[f"{os.path.basename(args[0])} (COMMAND)"] += round((own.ru_utime + own.ru_stime) * TICK)
     # Busy time no thread alive at both readings accounts for: processes that started and ended
     # meanwhile (the machine's own monitoring, say). A thread's time includes the interrupts
     # the kernel handled while it ran, which /proc/stat counts apart from busy time.
     listed = sum(threads.values()) + sum(processes.values())
-    print(f"{'(not in any thread listed)':<30} {share(busy + interrupts - listed)}")
+    print(f"{'(not in any thread listed)':<30} {share(busy + interrupts - listed):>7}")
     for name, used in sorted(processes.items(), key=lambda kv: -kv[1]):
         if used:
-            print(f"{name:<30} {100 * used / machine:5.1f} %")
+            print(f"{name:<30} {share(used):>7}")
     sys.exit(code)
 
 
