@@ -172,23 +172,37 @@ steal_ticks() {
   echo "$steal"
 }
 
-# Runs COMMAND and records, under NAME, the share of the machine's CPU (all cores) that the
-# service's hashing threads had meanwhile: read in the same seconds as the load, it does not
-# move with the machine's speed as the hash-bound limit's timings do, and it bounds what any
-# login or registration can reach against that limit (docs/benchmarks.md). Beside it, the
-# share the hypervisor took (steal), which no process on the machine had.
-hashing_share() { # BACKEND NAME COMMAND...
-  local backend=$1 name=$2 ticks steal started machine
+# 100 × TICKS (clock ticks of CPU time) over what the machine's cores had since STARTED
+# (`date +%s.%N`): a share of the whole machine, in per cent with one decimal.
+machine_pct() { # TICKS STARTED
+  echo "100 * $1 / ($(getconf CLK_TCK) * $(nproc) * ($(date +%s.%N) - $2))" | bc -l | xargs printf '%.1f'
+}
+
+# Runs COMMAND and records, under NAME, the share of the machine's CPU that its hypervisor
+# took meanwhile (steal): time no process on the machine had, which slows every figure the
+# command measures. bench/report.py does not judge a goal on a scenario run under more than
+# a little of it (decision 106).
+steal_share() { # BACKEND NAME COMMAND...
+  local backend=$1 name=$2 steal started
   shift 2
-  ticks=$(hash_ticks "$service_pid")
   steal=$(steal_ticks)
   started=$(date +%s.%N)
   "$@"
-  ticks=$(($(hash_ticks "$service_pid") - ticks))
-  steal=$(($(steal_ticks) - steal))
-  machine="$(getconf CLK_TCK) * $(nproc) * ($(date +%s.%N) - $started)"
-  extra "$backend" "${name}_hashing_cpu_pct" "$(echo "100 * $ticks / ($machine)" | bc -l | xargs printf '%.1f')"
-  extra "$backend" "${name}_steal_pct" "$(echo "100 * $steal / ($machine)" | bc -l | xargs printf '%.1f')"
+  extra "$backend" "${name}_steal_pct" "$(machine_pct "$(($(steal_ticks) - steal))" "$started")"
+}
+
+# Runs COMMAND (through steal_share) and records, under NAME, the share of the machine's CPU
+# (all cores) that the service's hashing threads had meanwhile: read in the same seconds as
+# the load, it does not move with the machine's speed as the hash-bound limit's timings do,
+# and it bounds what any login or registration can reach against that limit
+# (docs/benchmarks.md).
+hashing_share() { # BACKEND NAME COMMAND...
+  local backend=$1 name=$2 ticks started
+  shift 2
+  ticks=$(hash_ticks "$service_pid")
+  started=$(date +%s.%N)
+  steal_share "$backend" "$name" "$@"
+  extra "$backend" "${name}_hashing_cpu_pct" "$(machine_pct "$(($(hash_ticks "$service_pid") - ticks))" "$started")"
 }
 
 scenario() { # BACKEND NAME LUA PATH [ARGS...]
@@ -399,16 +413,16 @@ for backend in $BACKENDS; do
   admin_token=$(login "$ADMIN" | json_field access_token)
   target_id=$((USERS / 2))
 
-  wants ceiling && scenario "$backend" ceiling get_auth.lua /_bench/static "$admin_token"
-  wants read_user && scenario "$backend" read_user get_auth.lua "/users/$target_id" "$admin_token"
-  wants me && scenario "$backend" me get_auth.lua /auth/me "$admin_token"
-  wants search && scenario "$backend" search search.lua / "$admin_token" 20
+  wants ceiling && steal_share "$backend" ceiling scenario "$backend" ceiling get_auth.lua /_bench/static "$admin_token"
+  wants read_user && steal_share "$backend" read_user scenario "$backend" read_user get_auth.lua "/users/$target_id" "$admin_token"
+  wants me && steal_share "$backend" me scenario "$backend" me get_auth.lua /auth/me "$admin_token"
+  wants search && steal_share "$backend" search scenario "$backend" search search.lua / "$admin_token" 20
   if wants refresh; then
     : >"$work/refresh-tokens"
     for _ in $(seq 1 $((CONNECTIONS + 8))); do
       login user1@bench.example | json_field refresh_token >>"$work/refresh-tokens"
     done
-    scenario "$backend" refresh refresh.lua /auth/refresh "$work/refresh-tokens" "$THREADS"
+    steal_share "$backend" refresh scenario "$backend" refresh refresh.lua /auth/refresh "$work/refresh-tokens" "$THREADS"
   fi
   wants login && hash_bracketed "$backend" login login hashing_share "$backend" login \
     scenario "$backend" login login.lua /auth/login user2@bench.example "$PASSWORD"
