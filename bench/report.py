@@ -115,6 +115,10 @@ def extra(label, backend, metric):
 # per cent, recorded by bench/run.sh) ran on less machine than the goals are set for: its goals
 # are shown, not judged, and left out of the medians (decision 106).
 STEAL_LIMIT = 5.0
+# Below that limit a goal is judged, and from this share on the steal is shown beside the
+# verdict: it comes in bursts that stall both cores, and a few per cent of it can already
+# lengthen a p99 several times.
+STEAL_NOTED = 1.0
 
 def goals_of(label, backend):
     """(goal, figures, steal) for each goal this run measured on this backend; a figure is
@@ -174,8 +178,10 @@ def verdict(run, backend, goal, figures, steal=None):
                      else f"{name} {value:.2f}" for name, value, _ in figures)
     if steal is not None and steal > STEAL_LIMIT:
         return f"| {run} | {backend} | {goal} | {text} | not judged: steal {steal:.1f} % |"
-    met = all(ok(value) for _, value, ok in figures)
-    return f"| {run} | {backend} | {goal} | {text} | {'yes' if met else '**no**'} |"
+    met = "yes" if all(ok(value) for _, value, ok in figures) else "**no**"
+    if steal is not None and steal >= STEAL_NOTED:
+        met += f" (steal {steal:.1f} %)"
+    return f"| {run} | {backend} | {goal} | {text} | {met} |"
 
 # Each run on its own, then, for each binary run more than once, the median of each figure
 # over its runs: on a machine whose speed wanders from minute to minute, a single run can fall
