@@ -8,9 +8,16 @@
 #
 #   bench/instructions.sh                          # GET /_bench/static and /auth/me, 3,000 each
 #   BIN=/path/to/users-api ROUTES="/auth/me /users/1" REQUESTS=5000 bench/instructions.sh
+#   BIN=… BACKEND=postgres ROUTES="login register" bench/instructions.sh
+#
+# `login` and `register` are POSTs that hash a password; for them the count leaves out the
+# hashing threads (Argon2's 137 million instructions a hash would drown the rest) and gives
+# what the other threads spend on a login or a registration: the work that a login flood takes
+# from the hashes.
 #
 # Environment (all optional): BIN (a binary built with --features bench; built when not given),
-# ROUTES (GET routes, asked with the admin's token), REQUESTS (per route, default 3000),
+# ROUTES (GET routes, asked with the admin's token, or `login` / `register`), REQUESTS (per GET
+# route, default 3000), HASHING_REQUESTS (per `login` or `register`, default 20),
 # PORT (default 18462), LOG_LEVEL (default info, as deployed), PROFILES (a folder to keep each
 # route's callgrind output in, for callgrind_annotate; not kept by default), BACKEND (sqlite, the
 # default, or postgres: a database users_api_instructions_<pid> on PG_URL, default
@@ -39,6 +46,11 @@ esac
 
 if ! [[ $REQUESTS =~ ^[0-9]+$ ]] || ((REQUESTS < 100 || REQUESTS > 100000)); then
   echo "REQUESTS must be 100..100000" >&2
+  exit 2
+fi
+HASHING_REQUESTS=${HASHING_REQUESTS:-20}
+if ! [[ $HASHING_REQUESTS =~ ^[0-9]+$ ]] || ((HASHING_REQUESTS < 5 || HASHING_REQUESTS > 1000)); then
+  echo "HASHING_REQUESTS must be 5..1000" >&2
   exit 2
 fi
 command -v valgrind >/dev/null || { echo "installing valgrind"; apt-get install -y valgrind >/dev/null; }
@@ -77,22 +89,33 @@ printf '%s\n' "$PASSWORD" | "$BIN" create-admin --email admin@bench.example --us
 
 # Sends N GETs over 4 keep-alive connections in turn, one at a time, and checks each is a 200.
 load() { # ROUTE N TOKEN
-  python3 - "$PORT" "$@" <<'PY'
-import socket, sys
+  PASSWORD=$PASSWORD python3 - "$PORT" "$@" <<'PY'
+import json, os, socket, sys, urllib.parse
 port, path, n, token = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
-request = f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+password = os.environ["PASSWORD"]
+def post(route, content_type, body):
+    return (f"POST /auth/{route} HTTP/1.1\r\nHost: bench\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+def request_for(k):
+    if path == "login":
+        form = urllib.parse.urlencode({"username": "admin@bench.example", "password": password})
+        return post("login", "application/x-www-form-urlencoded", form)
+    if path == "register":
+        account = {"email": f"r{os.getpid()}-{k}@bench.example", "password": password}
+        return post("register", "application/json", json.dumps(account))
+    return f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
 conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
 bufs = [b""] * 4
 for k in range(n):
     c, buf = conns[k % 4], bufs[k % 4]
-    c.sendall(request)
+    c.sendall(request_for(k))
     while b"\r\n\r\n" not in buf:
         buf += c.recv(65536)
     head, _, rest = buf.partition(b"\r\n\r\n")
     length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:"))
     while len(rest) < length:
         rest += c.recv(65536)
-    if not head.startswith(b"HTTP/1.1 200"):
+    if not head.startswith(b"HTTP/1.1 20"):
         sys.exit(f"{path}: {head.splitlines()[0].decode()}")
     bufs[k % 4] = rest[length:]
 PY
@@ -100,8 +123,14 @@ PY
 
 for route in $ROUTES; do
   out=$work/callgrind.out
-  # Instrumented only between the warm-up and the end of the measured requests.
+  case $route in
+    login | register) hashing=1 warmup=3 n=$HASHING_REQUESTS what="POST /auth/$route" ;;
+    *) hashing=0 warmup=300 n=$REQUESTS what="GET $route" ;;
+  esac
+  # Instrumented only between the warm-up and the end of the measured requests; a thread a
+  # file, so that the hashing threads can be left out.
   valgrind --tool=callgrind --callgrind-out-file="$out" --instr-atstart=no \
+    --separate-threads=$( ((hashing)) && echo yes || echo no) \
     "$BIN" serve >"$work/service.log" 2>&1 &
   service=$!
   for _ in $(seq 1 600); do
@@ -111,16 +140,26 @@ for route in $ROUTES; do
   token=$(curl -fs -X POST "http://127.0.0.1:$PORT/auth/login" \
     --data-urlencode username=admin@bench.example --data-urlencode "password=$PASSWORD" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
-  load "$route" 300 "$token"
+  load "$route" "$warmup" "$token"
   callgrind_control -i on "$service" >/dev/null 2>&1
-  load "$route" "$REQUESTS" "$token"
+  load "$route" "$n" "$token"
   callgrind_control -i off "$service" >/dev/null 2>&1
   callgrind_control -d "$service" >/dev/null 2>&1
   kill "$service"
   wait "$service" 2>/dev/null || true
   service=""
-  total=$(cat "$out"* | awk '/^(summary|totals):/ {if ($2 > max) max = $2} END {print max + 0}')
-  echo "GET $route: $((total / REQUESTS)) instructions a request ($REQUESTS requests, $BACKEND, $(basename "$BIN"))"
+  if ((hashing)); then
+    # Each thread's files; a hashing thread's are the ones that ran Argon2's block filling.
+    total=0
+    for part in "$out"*; do
+      grep -q 'fill_blocks' "$part" && continue
+      total=$((total + $(awk '/^(summary|totals):/ {v = $2} END {print v + 0}' "$part")))
+    done
+    echo "$what: $((total / n)) instructions a request outside the hashing threads ($n requests, $BACKEND, $(basename "$BIN"))"
+  else
+    total=$(cat "$out"* | awk '/^(summary|totals):/ {if ($2 > max) max = $2} END {print max + 0}')
+    echo "$what: $((total / n)) instructions a request ($n requests, $BACKEND, $(basename "$BIN"))"
+  fi
   if [[ -n ${PROFILES:-} ]]; then
     mkdir -p "$PROFILES"
     name=$(echo "$route" | tr -c 'A-Za-z0-9\n' _)

@@ -79,7 +79,7 @@ pub async fn check(
     } else {
         Vec::new()
     };
-    let (rows, user) = throttle::find_with_user(&core.db, core.sqlite_direct(), &counted, login).await?;
+    let (rows, user) = throttle::find_with_user(&core.db, core.direct.as_ref(), &counted, login).await?;
     let account_counted = rows.iter().any(|row| row.key == keys.account);
     let wait = rows
         .iter()

@@ -17,9 +17,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement,
+};
+use sea_query_sqlx::SqlxValues;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use self::entities::login_throttle::Model as Counter;
 use self::entities::user::Model as User;
 use self::pg_direct::PgDirect;
 use self::sessions::SessionGrant;
@@ -59,6 +63,15 @@ impl Direct {
         }
     }
 
+    /// See [`throttle::find_with_user`]. Never kept: a login must see the latest password and
+    /// counts.
+    pub async fn login_lookup(&self, keys: &[String], login: &str) -> Option<(Vec<Counter>, Option<User>)> {
+        match self {
+            Self::Sqlite(direct) => direct.login_lookup(keys, login),
+            Self::Postgres(direct) => direct.login_lookup(keys, login).await,
+        }
+    }
+
     /// See [`users::find_committed`].
     pub async fn user(&self, id: i64, confirmed: Option<Confirmed>) -> Option<Option<Arc<User>>> {
         match self {
@@ -66,6 +79,27 @@ impl Direct {
             Self::Postgres(direct) => direct.user(id, confirmed).await,
         }
     }
+}
+
+/// The one row (or none) a PostgreSQL statement answers, run prepared on sqlx's pool as sea-orm
+/// would run it, but without sea-orm's `query_one_raw`, which wraps the query's large future in
+/// several of its own and copies each as it starts. A login or a registration does little else
+/// on the request threads, and on a small machine their time comes out of the password hashes'.
+pub(crate) async fn pg_query_one(
+    db: &DatabaseConnection,
+    statement: Statement,
+) -> Result<Option<QueryResult>, DbErr> {
+    let values = statement.values.unwrap_or(sea_orm::Values(Vec::new()));
+    sea_orm::sqlx::query_with(sea_orm::sqlx::AssertSqlSafe(statement.sql), SqlxValues(values))
+        .fetch_optional(db.get_postgres_connection_pool())
+        .await
+        .map(|row| row.map(QueryResult::from))
+        .map_err(sqlx_error)
+}
+
+/// The error sea-orm itself reports for a failed query, so callers see one kind of error.
+pub(crate) fn sqlx_error(err: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Query(sea_orm::RuntimeErr::SqlxError(Arc::new(err)))
 }
 
 /// Pool and timeout settings for [`connect`].

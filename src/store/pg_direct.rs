@@ -1,5 +1,5 @@
-//! PostgreSQL lookups pipelined over a few connections, for what nearly every request asks: the
-//! auth lookup and a user by id.
+//! PostgreSQL lookups pipelined over a few connections, for what nearly every request asks (the
+//! auth lookup and a user by id) and for what a login reads before it hashes.
 //!
 //! Through sqlx each of these is a checkout from the pool and a round trip on a connection of
 //! its own: the server process wakes for one query, answers, and sleeps again, and on a small
@@ -17,7 +17,12 @@
 //! that client; it is opened again in the background, at most once a second, while sqlx
 //! serves.
 //!
-//! What these lookups read is kept (decision 80): the auth answer per session and the user per
+//! A login's lookup (decision 109) is never kept: it must see the latest password and throttle
+//! counts. It runs here because through sqlx's pool and sea-orm the same statement cost the
+//! request threads about 80,000 more instructions a login (of some 325,000), time that a login
+//! flood takes from the password hashes.
+//!
+//! What the other lookups read is kept (decision 80): the auth answer per session and the user per
 //! id, beside the database's auth epoch (migration `m20261130_000002_auth_epoch`), a sum that
 //! moves in the same commit as any change to what they read. A lookup that finds its key kept
 //! asks only for the epoch, a one-row-per-process sum much cheaper for the server than the
@@ -54,9 +59,11 @@ use tokio_postgres::tls::{MakeTlsConnect, NoTlsStream, TlsConnect};
 use tokio_postgres::{Client, Config, Row, Socket, Statement};
 
 use super::Confirmed;
+use super::entities::login_throttle::Model as ThrottleCounter;
 use super::entities::user::{Column as UserColumn, Model as User};
 use super::sessions::{self, Grant, SessionGrant};
-use super::users::by_id_sql;
+use super::throttle::login_sql_postgres;
+use super::users::{by_id_sql, login_key};
 use crate::telemetry::metrics::{PIPELINED_ANSWERS, PIPELINED_LOOKUP_KINDS, PIPELINED_LOOKUPS};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 
@@ -84,6 +91,8 @@ pub struct PgDirect {
     checked: watch::Sender<(u64, Option<i64>)>,
     session_tally: Tally,
     user_tally: Tally,
+    /// Login lookups answered here (all read: they are never kept).
+    login_tally: Tally,
 }
 
 /// `pipelined_lookups_total` of one lookup: answers served from what was kept, and read.
@@ -164,6 +173,8 @@ struct Prepared {
     epoch: Statement,
     session_grant: Statement,
     user: Statement,
+    login_by_email: Statement,
+    login_by_username: Statement,
 }
 
 impl PgDirect {
@@ -199,6 +210,7 @@ impl PgDirect {
             checked: watch::Sender::new((0, None)),
             session_tally: Tally::new(PIPELINED_LOOKUP_KINDS[0]),
             user_tally: Tally::new(PIPELINED_LOOKUP_KINDS[1]),
+            login_tally: Tally::new(PIPELINED_LOOKUP_KINDS[2]),
         };
         // The first client tells whether the server wants TLS; the others open in the
         // background as the rest do after a failure.
@@ -298,6 +310,43 @@ impl PgDirect {
         let user = Arc::new(user);
         self.keep(epoch, id, Arc::clone(&user), |k| &mut k.users);
         Some(Some(user))
+    }
+
+    /// [`super::throttle::find_with_user`]'s answer, or `None` to ask it instead: the throttle
+    /// counters of `keys` (at most two) and the user `login` names. Never kept: a login must see
+    /// the latest password and counts.
+    pub async fn login_lookup(
+        self: &Arc<Self>,
+        keys: &[String],
+        login: &str,
+    ) -> Option<(Vec<ThrottleCounter>, Option<User>)> {
+        if keys.len() > 2 {
+            return None;
+        }
+        let (column, key) = login_key(login);
+        let found = self
+            .lookup(
+                |p| match column {
+                    UserColumn::EmailLower => &p.login_by_email,
+                    _ => &p.login_by_username,
+                },
+                &[&keys.first(), &keys.get(1), &key],
+                |row| {
+                    let counters: String = row.try_get(UserColumn::Preferences as usize + 1)?;
+                    let counters = serde_json::from_str(&counters)?;
+                    let found = match row.try_get::<_, Option<i64>>(UserColumn::Id as usize)? {
+                        Some(_) => Some(user(row)?),
+                        None => None,
+                    };
+                    Ok((counters, found))
+                },
+            )
+            .await
+            // The statement answers one row whoever asks; none means something is amiss, and
+            // the pool's statement says what.
+            .flatten()?;
+        self.login_tally.read.increment(1);
+        Some(found)
     }
 
     /// The answer kept for `key` and the epoch it is exact at, if there is one, it passes
@@ -473,11 +522,17 @@ impl PgDirect {
         let user = client
             .prepare(&with_epoch(by_id_sql(DbBackend::Postgres)))
             .await?;
+        let login_by_email = client.prepare(login_sql_postgres(UserColumn::EmailLower)).await?;
+        let login_by_username = client
+            .prepare(login_sql_postgres(UserColumn::UsernameLower))
+            .await?;
         Ok(Prepared {
             client,
             epoch,
             session_grant,
             user,
+            login_by_email,
+            login_by_username,
         })
     }
 

@@ -311,7 +311,7 @@ pub async fn open_for_login(
             refresh_hash.into(),
         ],
     );
-    let opened = match db.query_one_raw(statement).await? {
+    let opened = match super::pg_query_one(db, statement).await? {
         Some(row) => row.try_get::<i64>("", "opened")? == 1,
         None => false,
     };

@@ -1,17 +1,17 @@
 //! Queries on `login_throttle`.
 
-use std::sync::Arc;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, FromQueryResult,
-    IdenStatic, IntoActiveModel, QueryFilter, Statement,
+    IdenStatic, IntoActiveModel, Iterable, QueryFilter, Statement,
 };
 
+use super::Direct;
 use super::entities::login_throttle::{Column, Entity as Throttle, Model as Counter};
-use super::entities::user::Model as User;
-use super::sqlite_direct::SqliteDirect;
+use super::entities::user::{Column as UserColumn, Model as User};
 
 pub async fn find(db: &impl ConnectionTrait, keys: &[String]) -> Result<Vec<Counter>, DbErr> {
     Throttle::find()
@@ -21,15 +21,18 @@ pub async fn find(db: &impl ConnectionTrait, keys: &[String]) -> Result<Vec<Coun
 }
 
 /// The counters of `keys` (one or two of them) and the user `login` names, as a login needs
-/// them before it hashes. On PostgreSQL one statement answers both (decision 86); on a SQLite
-/// file two statements on the calling thread (`direct`, decision 100); elsewhere two.
+/// them before it hashes. On PostgreSQL one statement answers both (decision 86), pipelined
+/// when `direct` can (decision 109); on a SQLite file two statements on the calling thread
+/// (`direct`, decision 100); elsewhere two.
 pub async fn find_with_user(
     db: &DatabaseConnection,
-    direct: Option<&Arc<SqliteDirect>>,
+    direct: Option<&Direct>,
     keys: &[String],
     login: &str,
 ) -> Result<(Vec<Counter>, Option<User>), DbErr> {
-    if let Some(found) = direct.and_then(|direct| direct.login_lookup(keys, login)) {
+    if let Some(direct) = direct
+        && let Some(found) = direct.login_lookup(keys, login).await
+    {
         return Ok(found);
     }
     if db.get_database_backend() != DbBackend::Postgres || keys.len() > 2 {
@@ -41,25 +44,16 @@ pub async fn find_with_user(
         return Ok((counters, super::users::find_by_login(db, login).await?));
     }
     let (column, key) = super::users::login_key(login);
-    // The counters come as one JSON array (never NULL), the user as the row's other columns,
-    // all NULL when nobody has that login. A key of NULL matches no counter.
-    let sql = format!(
-        "SELECT (SELECT coalesce(json_agg(t), '[]')::text FROM login_throttle t \
-                 WHERE t.key IN ($1, $2)) AS throttle_counters, u.* \
-         FROM (VALUES (1)) AS one (x) LEFT JOIN users u ON u.{} = $3",
-        column.as_str()
-    );
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
-        sql,
+        login_sql_postgres(column),
         [
             keys.first().cloned().into(),
             keys.get(1).cloned().into(),
             key.into(),
         ],
     );
-    let row = db
-        .query_one_raw(statement)
+    let row = super::pg_query_one(db, statement)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("the login lookup answered no row".into()))?;
     let counters: String = row.try_get("", "throttle_counters")?;
@@ -70,6 +64,31 @@ pub async fn find_with_user(
         None => None,
     };
     Ok((counters, user))
+}
+
+/// PostgreSQL's login lookup of a login in `column` (one of [`super::users::login_key`]'s): every
+/// user column in the entity's order, all NULL when nobody has that login, then the counters of
+/// the keys `$1` and `$2` as one JSON array, never NULL (a key of NULL matches no counter).
+pub(super) fn login_sql_postgres(column: UserColumn) -> &'static str {
+    static EMAIL: LazyLock<String> = LazyLock::new(|| login_sql(UserColumn::EmailLower));
+    static USERNAME: LazyLock<String> = LazyLock::new(|| login_sql(UserColumn::UsernameLower));
+    match column {
+        UserColumn::EmailLower => &EMAIL,
+        _ => &USERNAME,
+    }
+}
+
+fn login_sql(column: UserColumn) -> String {
+    let user_columns = UserColumn::iter()
+        .map(|c| format!("u.{}", c.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {user_columns}, (SELECT coalesce(json_agg(t), '[]')::text FROM login_throttle t \
+                 WHERE t.key IN ($1, $2)) AS throttle_counters \
+         FROM (VALUES (1)) AS one (x) LEFT JOIN users u ON u.{} = $3",
+        column.as_str()
+    )
 }
 
 /// Writes counters, replacing whatever the keys held.

@@ -139,10 +139,10 @@ async fn insert_with_default_roles_orm(
             now.into(),
         ],
     );
-    User::find_by_statement(statement)
-        .one(db)
+    let row = super::pg_query_one(db, statement)
         .await?
-        .ok_or(DbErr::RecordNotInserted)
+        .ok_or(DbErr::RecordNotInserted)?;
+    User::from_query_result(&row, "")
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<User>, DbErr> {
@@ -361,7 +361,7 @@ async fn search_postgres(
         .persistent(false)
         .fetch_all(pool)
         .await
-        .map_err(sqlx_error)?;
+        .map_err(super::sqlx_error)?;
     let mut total: i64 = 0;
     let mut users = Vec::with_capacity(rows.len());
     for row in rows {
@@ -375,14 +375,9 @@ async fn search_postgres(
             .persistent(false)
             .fetch_one(pool)
             .await
-            .map_err(sqlx_error)?;
+            .map_err(super::sqlx_error)?;
     }
     Ok((users, u64::try_from(total).unwrap_or(0)))
-}
-
-/// The error sea-orm itself reports for a failed query, so callers see one kind of error.
-fn sqlx_error(err: sea_orm::sqlx::Error) -> DbErr {
-    DbErr::Query(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(err)))
 }
 
 /// Saves changed columns, stamping `updated_at`.

@@ -24,7 +24,7 @@ pub const LOGIN_RESULTS: [&str; 4] = ["success", "failure", "inactive", "throttl
 /// `token_refresh_total{result}` values.
 pub const REFRESH_RESULTS: [&str; 2] = ["success", "failure"];
 /// `pipelined_lookups_total{lookup}` values, in `store::pg_direct`'s order.
-pub const PIPELINED_LOOKUP_KINDS: [&str; 2] = ["session", "user"];
+pub const PIPELINED_LOOKUP_KINDS: [&str; 3] = ["session", "user", "login"];
 /// `pipelined_lookups_total{answer}` values: served from what was kept after an epoch check, or
 /// read from the tables (`store::pg_direct`), in that order.
 pub const PIPELINED_ANSWERS: [&str; 2] = ["kept", "read"];

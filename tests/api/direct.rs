@@ -811,16 +811,54 @@ async fn a_sqlite_login_writes_what_sea_orm_reads_back() {
 /// counters that are locked or not, and for nobody.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_login_lookup_reads_what_sea_orm_reads() {
+    let app = sqlite_app().await;
+    let reads = app
+        .core
+        .direct
+        .clone()
+        .expect("a SQLite file gets direct lookups");
+    login_lookup_reads_what_sea_orm_reads(&app, &reads).await;
+}
+
+/// On PostgreSQL a login's lookup is pipelined (decision 109), and answers what sea-orm's
+/// statement answers, as on SQLite; the service's own logins take that way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_login_lookup_reads_what_sea_orm_reads() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let reads = app
+        .core
+        .direct
+        .clone()
+        .expect("pipelined reads over a plain connection");
+    login_lookup_reads_what_sea_orm_reads(&app, &reads).await;
+
+    let pipelined = || async {
+        scrape(&app).await.sum(
+            "pipelined_lookups_total",
+            &[("lookup", "login"), ("answer", "read")],
+        )
+    };
+    let before = pipelined().await;
+    let user = app.user().await;
+    let r = app.login_form(&user.email, "not the password").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = app.login_form(&user.email.to_uppercase(), &user.password).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // `/metrics` counts for the whole process (other tests too), so at least.
+    assert!(
+        pipelined().await >= before + 3.0,
+        "the user's and both logins' lookups"
+    );
+}
+
+/// Compares `reads`' login lookup with sea-orm's for the logins and keys a real login has.
+async fn login_lookup_reads_what_sea_orm_reads(app: &TestApp, reads: &Direct) {
     use sea_orm::EntityTrait;
     use users_api::store::entities::login_throttle;
     use users_api::store::throttle;
 
-    let app = sqlite_app().await;
-    let reads = app
-        .core
-        .sqlite_direct()
-        .expect("a SQLite file gets direct lookups")
-        .clone();
     let user = app.user().await;
     // `app.user()` registers user<n>@example.com with the username user<n>.
     let username = user.email.split('@').next().unwrap().to_owned();
@@ -868,29 +906,40 @@ async fn a_sqlite_login_lookup_reads_what_sea_orm_reads() {
     ];
     for login in &logins {
         for key_set in &key_sets {
-            let (mut direct_counters, direct_user) =
-                reads.login_lookup(key_set, login).expect("answered directly");
+            let (mut direct_counters, direct_user) = reads
+                .login_lookup(key_set, login)
+                .await
+                .expect("answered directly");
             let mut orm_counters = if key_set.is_empty() {
                 Vec::new()
             } else {
                 throttle::find(&app.core.db, key_set).await.unwrap()
             };
             let orm_user = users::find_by_login(&app.core.db, login).await.unwrap();
-            direct_counters.sort_by(|a, b| a.key.cmp(&b.key));
-            orm_counters.sort_by(|a, b| a.key.cmp(&b.key));
+            // Without `direct`: on PostgreSQL the same statement, through the pool.
+            let (mut pooled_counters, pooled_user) =
+                throttle::find_with_user(&app.core.db, None, key_set, login)
+                    .await
+                    .unwrap();
+            for counters in [&mut direct_counters, &mut orm_counters, &mut pooled_counters] {
+                counters.sort_by(|a, b| a.key.cmp(&b.key));
+            }
             assert_eq!(direct_counters, orm_counters, "{login:?} {key_set:?}");
             assert_eq!(direct_user, orm_user, "{login:?} {key_set:?}");
+            assert_eq!(pooled_counters, orm_counters, "{login:?} {key_set:?}");
+            assert_eq!(pooled_user, orm_user, "{login:?} {key_set:?}");
         }
     }
     // What the comparison covered: both users' answers, and counters of every kind.
-    let (counters, found) = reads.login_lookup(&keys, &username).unwrap();
+    let (counters, found) = reads.login_lookup(&keys, &username).await.unwrap();
     assert_eq!(found.map(|u| u.id), Some(user.id));
     assert_eq!(counters.len(), 2);
-    assert_eq!(reads.login_lookup(&keys, "nobody").unwrap().1, None);
+    assert_eq!(reads.login_lookup(&keys, "nobody").await.unwrap().1, None);
     // More than two keys is not a login's lookup: left to sea-orm.
     assert!(
         reads
             .login_lookup(&[keys[0].clone(), keys[1].clone(), "a:x".into()], "x")
+            .await
             .is_none()
     );
 }
