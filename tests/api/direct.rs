@@ -436,11 +436,7 @@ async fn a_pipelined_client_the_server_dropped_is_opened_again() {
     let Some(app) = spawn_app_with(Backend::Postgres, |s| s.db_pipeline_connections = Some(1)).await else {
         return;
     };
-    let reads = app
-        .core
-        .direct
-        .clone()
-        .expect("pipelined reads over a plain connection");
+    let reads = pipelined_reads(&app);
     let admin = app.admin().await;
     let user = app.user().await;
     assert!(reads.user(user.id, None).await.is_some(), "answered directly");
@@ -475,6 +471,14 @@ async fn a_pipelined_client_the_server_dropped_is_opened_again() {
     assert!(answered, "the pipelined client came back");
     let r = app.get("/auth/me", Some(&user.token)).await;
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// The app's pipelined PostgreSQL lookups, which the test databases' plain connections allow.
+fn pipelined_reads(app: &TestApp) -> Direct {
+    app.core
+        .direct
+        .clone()
+        .expect("pipelined reads over a plain connection")
 }
 
 /// Runs `sql` on the test database, as an operator at a `psql` prompt would.
@@ -827,11 +831,7 @@ async fn a_pipelined_login_lookup_reads_what_sea_orm_reads() {
     let Some(app) = spawn_app(Backend::Postgres).await else {
         return;
     };
-    let reads = app
-        .core
-        .direct
-        .clone()
-        .expect("pipelined reads over a plain connection");
+    let reads = pipelined_reads(&app);
     login_lookup_reads_what_sea_orm_reads(&app, &reads).await;
 
     let pipelined = || async {
