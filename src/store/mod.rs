@@ -89,12 +89,18 @@ pub(crate) async fn pg_query_one(
     db: &DatabaseConnection,
     statement: Statement,
 ) -> Result<Option<QueryResult>, DbErr> {
-    let values = statement.values.unwrap_or(sea_orm::Values(Vec::new()));
-    sea_orm::sqlx::query_with(sea_orm::sqlx::AssertSqlSafe(statement.sql), SqlxValues(values))
+    let (sql, values) = sqlx_parts(statement);
+    sea_orm::sqlx::query_with(sea_orm::sqlx::AssertSqlSafe(sql), values)
         .fetch_optional(db.get_postgres_connection_pool())
         .await
         .map(|row| row.map(QueryResult::from))
         .map_err(sqlx_error)
+}
+
+/// A sea-orm statement as sqlx takes it: its text and its values.
+pub(crate) fn sqlx_parts(statement: Statement) -> (String, SqlxValues) {
+    let values = statement.values.unwrap_or(sea_orm::Values(Vec::new()));
+    (statement.sql, SqlxValues(values))
 }
 
 /// The error sea-orm itself reports for a failed query, so callers see one kind of error.

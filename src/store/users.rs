@@ -9,7 +9,6 @@ use sea_orm::{
     DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable, PaginatorTrait, QueryFilter,
     QueryOrder, QueryResult, QuerySelect, QueryTrait, SqlErr, Statement,
 };
-use sea_query_sqlx::SqlxValues;
 
 use super::entities::user::{self, ActiveModel, Column, Entity as Users, Model as User};
 use super::sqlite_direct::SqliteDirect;
@@ -352,11 +351,7 @@ async fn search_postgres(
 ) -> Result<(Vec<User>, u64), DbErr> {
     use sea_orm::sqlx;
     let pool = db.get_postgres_connection_pool();
-    let unnamed = |statement: Statement| {
-        let values = statement.values.unwrap_or(sea_orm::Values(Vec::new()));
-        (statement.sql, SqlxValues(values))
-    };
-    let (sql, values) = unnamed(page);
+    let (sql, values) = super::sqlx_parts(page);
     let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), values)
         .persistent(false)
         .fetch_all(pool)
@@ -370,7 +365,7 @@ async fn search_postgres(
         users.push(User::from_query_result(&row, "")?);
     }
     if users.is_empty() && skip > 0 {
-        let (sql, values) = unnamed(count());
+        let (sql, values) = super::sqlx_parts(count());
         total = sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), values)
             .persistent(false)
             .fetch_one(pool)
